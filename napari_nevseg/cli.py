@@ -1,0 +1,115 @@
+"""The ``nevseg`` command line: predict, train, evaluate and bench over the core.
+
+Errors the user can act on print one line (``nevseg: error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from napari_nevseg import __version__
+from napari_nevseg.core.errors import NevsegError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict lesion masks for image files and folders",
+                       description="Write OUT/<stem>.png (0/255, the size of each input) for every input image.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, type=Path, help="output folder for the masks")
+    p.add_argument("--model", default="default", help="'default' (shipped) or a .safetensors model file")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
+    p.add_argument("--no-cleanup", action="store_true", help="skip keep-largest, fill-holes and smoothing")
+    p.add_argument("--probabilities", action="store_true", help="also write <stem>_prob.png (0-255)")
+    p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png with the outline")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model from scratch or fine-tune one",
+                       description="Train on images/masks pairs (same stems) and write one model file.")
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--masks", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
+    p.add_argument("--init", default="default", help="'default', a model file, or 'none' (from scratch)")
+    p.add_argument("--arch", default="unet", choices=("unet", "segnet"))
+    p.add_argument("--width", type=int, default=16, help="U-Net channels at full resolution")
+    p.add_argument("--depth", type=int, default=4, help="U-Net downsamplings")
+    p.add_argument("--norm", default="batch", choices=("batch", "group"))
+    p.add_argument("--work-size", default="256x192", help="working resolution WxH (from scratch)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=None, help="default 2e-3 from scratch, 5e-4 fine-tuning")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
+    p.add_argument("--patience", type=int, default=None, help="early stopping: epochs without gain")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--holdout-fraction", type=float, default=0.0,
+                   help="also hold out this fraction as a test set (never trained on, recorded in the model)")
+    p.add_argument("--strata", type=Path, default=None, help="CSV (id, diagnosis, ...) to stratify the splits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--hairs", type=int, default=0, help="hair-like strokes drawn per training image")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score predicted masks against reference masks",
+                       description="Dice, Jaccard and thresholded Jaccard per image and on average. "
+                       "Give --pred DIR (masks already predicted) or --model M --images DIR "
+                       "(predict, then score).")
+    p.add_argument("--pred", type=Path, help="folder of predicted masks")
+    p.add_argument("--masks", required=True, type=Path, help="folder of reference masks")
+    p.add_argument("--model", default=None, help="predict with this model ('default' or a file) instead of --pred")
+    p.add_argument("--images", type=Path, help="images to predict with --model")
+    p.add_argument("--subset", choices=("all", "test", "val", "train"), default="all",
+                   help="with --model: only the images of this split recorded in the model file")
+    p.add_argument("--strata", type=Path, default=None, help="CSV (id, diagnosis): also report per group")
+    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4), help="flip test-time augmentation")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--no-cleanup", action="store_true")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nevseg", description="Skin-lesion segmentation with a U-Net.")
+    parser.add_argument("--version", action="version", version=f"napari-nevseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_predict(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    from napari_nevseg.bench import add_parser as add_bench
+
+    add_bench(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "predict":
+            from napari_nevseg.cli_commands import run_predict as run
+        elif args.command == "train":
+            from napari_nevseg.cli_commands import run_train as run
+        elif args.command == "evaluate":
+            from napari_nevseg.cli_commands import run_evaluate as run
+        else:
+            from napari_nevseg.bench import run
+        return run(args)
+    except NevsegError as exc:
+        print(f"nevseg: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"nevseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nevseg: interrupted", file=sys.stderr)
+        return 130

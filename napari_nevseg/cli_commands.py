@@ -1,0 +1,180 @@
+"""The work behind each ``nevseg`` sub-command (imported only when that command runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from napari_nevseg.core.errors import ModelFileError, NevsegError, NoPairsError
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise NevsegError(f"--work-size {text!r} must look like 256x192 (width x height)") from None
+    if w < 16 or h < 16:
+        raise NevsegError("--work-size must be at least 16x16")
+    return h, w
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from napari_nevseg.core.pipeline import collect_inputs, predict_files
+    from napari_nevseg.core.postprocess import Cleanup
+    from napari_nevseg.core.session import ModelSession
+
+    files = collect_inputs(args.inputs)
+    session = ModelSession.load(args.model, args.device)
+    cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
+    started = time.perf_counter()
+    failures = 0
+    results = predict_files(files, args.out, session, args.threshold, cleanup, args.probabilities,
+                            args.overlays, on_fallback=lambda msg: print(f"nevseg: {msg}", file=sys.stderr))
+    for result in results:
+        if result.error:
+            failures += 1
+            print(f"nevseg: skipped: {result.error}", file=sys.stderr)
+        elif not args.quiet:
+            print(f"{result.source} -> {result.outputs[0]}  lesion {result.lesion_fraction:.1%}  "
+                  f"uncertainty {result.uncertainty:.3f}")
+    seconds = time.perf_counter() - started
+    done = len(files) - failures
+    print(f"predicted {done} of {len(files)} images with model {session.version} on {session.device.type} "
+          f"in {seconds:.1f} s ({1000 * seconds / max(done, 1):.0f} ms per image); masks in {args.out}")
+    return 0 if failures == 0 else 1
+
+
+def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
+    from napari_nevseg.core.data import read_strata, stratified_split
+
+    strata = read_strata(args.strata) if args.strata else None
+    rest, test = stratified_split(stems, args.holdout_fraction, args.seed, strata)
+    train, val = stratified_split(rest, args.val_fraction, args.seed + 1, strata)
+    return train, val, test
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from napari_nevseg.core.augment import AugmentConfig
+    from napari_nevseg.core.checkpoint import load_model, save_model
+    from napari_nevseg.core.data import find_pairs
+    from napari_nevseg.core.session import resolve_model_path
+    from napari_nevseg.core.training import TrainConfig, load_training_set, train
+
+    pairs = find_pairs(args.images, args.masks)
+    train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
+    init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
+    work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)
+    fine_tune = init is not None
+    config = TrainConfig(
+        arch=args.arch,
+        arch_params=({"width": args.width, "depth": args.depth, "norm": args.norm} if args.arch == "unet"
+                     else {"norm": args.norm}),
+        work_size=work_hw,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr if args.lr is not None else (5e-4 if fine_tune else 2e-3),
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        patience=args.patience,
+        freeze_bn=fine_tune,
+        device=args.device,
+        threads=args.threads,
+        augment=AugmentConfig(hairs=args.hairs),
+    )
+    by_stem = {p.stem: p for p in pairs}
+    print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
+          f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
+    train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
+    val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
+    gen = train(train_set, val_set, config, init)
+    try:
+        while True:
+            progress = next(gen)
+            if progress.epoch_loss is not None:
+                val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
+                print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
+                      f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
+    except StopIteration as stop:
+        result = stop.value
+    meta = result.metadata
+    meta["training"].update({
+        "images_dir": str(args.images), "masks_dir": str(args.masks),
+        "test_images": test_stems, "strata": str(args.strata) if args.strata else None,
+        "torch_version": torch.__version__,
+        "command": "nevseg " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("nevseg") else None,
+    })
+    meta.setdefault("version", args.out.stem)
+    save_model(args.out, result.model, meta)
+    print(f"wrote {args.out}: best epoch {result.best_epoch}, validation Dice "
+          f"{result.val_dice_before if result.val_dice_before is not None else float('nan'):.4f} -> "
+          f"{result.val_dice_best if result.val_dice_best is not None else float('nan'):.4f} "
+          f"({result.stopped_by}, {result.seconds:.0f} s)")
+    return 0
+
+
+def _print_scores(per_image, groups, as_json: bool) -> None:
+    from napari_nevseg.core.metrics import mean_scores
+
+    summary = {"n": len(per_image), **mean_scores(per_image)}
+    by_group = {g: {"n": len(v), **mean_scores(v)} for g, v in sorted(groups.items())}
+    if as_json:
+        print(json.dumps({"mean": summary, "groups": by_group,
+                          "images": {k: vars(v) for k, v in per_image.items()}}, indent=1))
+        return
+    print(f"{'image':<20}{'dice':>8}{'jaccard':>9}{'thr-jac':>9}")
+    for stem, s in per_image.items():
+        print(f"{stem:<20}{s.dice:>8.4f}{s.jaccard:>9.4f}{s.thresholded_jaccard:>9.4f}")
+    for name, row in [*by_group.items(), ("MEAN", summary)]:
+        print(f"{name + ' (' + str(row['n']) + ')':<20}{row['dice']:>8.4f}{row['jaccard']:>9.4f}"
+              f"{row['thresholded_jaccard']:>9.4f}")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from napari_nevseg.core.data import find_pairs, read_strata
+    from napari_nevseg.core.image_io import read_image, read_mask
+    from napari_nevseg.core.metrics import score
+
+    strata = read_strata(args.strata) if args.strata else {}
+    per_image = {}
+    if args.model is not None:
+        from napari_nevseg.core.postprocess import Cleanup
+        from napari_nevseg.core.session import ModelSession
+
+        if args.images is None:
+            raise NevsegError("--model needs --images (the images to predict)")
+        session = ModelSession.load(args.model, args.device)
+        if args.tta:
+            session.predictor.tta = args.tta
+        pairs = find_pairs(args.images, args.masks)
+        if args.subset != "all":
+            key = {"test": "test_images", "val": "val_images", "train": "train_images"}[args.subset]
+            wanted = set(session.meta.get("training", {}).get(key) or [])
+            if not wanted:
+                raise ModelFileError(f"model {session.version} records no {args.subset} split")
+            pairs = [p for p in pairs if p.stem in wanted]
+        cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
+        for pair in pairs:
+            image = read_image(pair.image)
+            ref = read_mask(pair.mask, image.shape[:2])
+            per_image[pair.stem] = score(session.predict(image, args.threshold, cleanup).mask, ref)
+    else:
+        if args.pred is None:
+            raise NevsegError("give --pred DIR (predicted masks) or --model M --images DIR")
+        pairs = find_pairs(args.pred, args.masks)
+        for pair in pairs:
+            ref = read_mask(pair.mask)
+            per_image[pair.stem] = score(read_mask(pair.image, ref.shape), ref)
+    if not per_image:
+        raise NoPairsError("nothing to evaluate")
+    groups = defaultdict(list)
+    for stem, s in per_image.items():
+        if stem in strata:
+            groups[strata[stem]].append(s)
+    _print_scores(per_image, groups, args.json)
+    return 0
