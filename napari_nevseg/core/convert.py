@@ -37,14 +37,18 @@ def _to_uint8_values(array: np.ndarray) -> np.ndarray:
         clipped = np.clip(array, 0, None).astype(np.float32)
         return np.round(clipped * (255.0 / info.max)).astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
-        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then 0
+            values = array.astype(np.float32)
+        values = np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
         if low >= 0.0 and high <= 1.0:
-            scaled = values * 255.0
+            scaled = values * np.float32(255.0)
         elif low >= 0.0 and high <= 255.0:
             scaled = values
         else:
-            scaled = (values - low) * (255.0 / max(high - low, 1e-12))
+            # (v - low) * k as v * k - low * k: never overflows, even for a range near float32's max
+            k = 255.0 / max(high - low, 1e-12)
+            scaled = values * np.float32(k) - np.float32(low * k)
         return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
     raise ValueError(f"unsupported pixel type {array.dtype}: use integer or float pixels")
 

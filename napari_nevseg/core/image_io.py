@@ -8,6 +8,7 @@ including 16-bit, float and multi-page files.
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,10 @@ __all__ = [
     "write_mask_png",
     "encode_png",
 ]
+
+# tifffile logs damaged-file details as warnings; the ImageReadError we raise already says what is
+# wrong, so keep them off stderr when the application configured no logging (one line per error)
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -58,22 +63,61 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(f"{path} is empty (0 bytes); re-export or copy the image again")
 
 
+class _LayoutError(Exception):
+    pass
+
+
+def _series_planes(array: np.ndarray, axes: str) -> list[np.ndarray]:
+    if array.ndim < 2:
+        raise ValueError(f"shape {array.shape}")
+    if len(axes) != array.ndim or "Y" not in axes or "X" not in axes:
+        axes = "Q" * (array.ndim - 2) + "YX"
+    order = [i for i, a in enumerate(axes) if a not in "YXS"] + [axes.index("Y"), axes.index("X")]
+    if "S" in axes:
+        order.append(axes.index("S"))
+    array = np.transpose(array, order)
+    picture_ndim = 3 if "S" in axes else 2
+    if picture_ndim == 3 and array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"{array.shape[-1]} samples per pixel; expected grey, RGB or RGBA")
+    return list(array.reshape((-1, *array.shape[array.ndim - picture_ndim :])))
+
+
 def _tiff_planes(path: Path) -> list[np.ndarray]:
+    """The 2-D planes of a TIFF, each ``(H, W)`` or ``(H, W, samples)``.
+
+    The series' axes decide what is a plane: ``S`` (samples: RGB, alpha) is a colour axis
+    wherever it is stored (planar RGB files come as ``SYX``), ``Y X`` are the picture, and every
+    other axis (``Z``, ``T``, ``C``, ``Q`` pages ...) enumerates planes. Pages stored as separate
+    series of the first one's size (files appended page by page) are planes too; series of
+    another size (thumbnails, pyramid levels) are not.
+    """
     import tifffile
 
+    planes: list[np.ndarray] = []
     try:
-        array = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            first = tif.series[0]
+            for series in tif.series:
+                if len(planes) >= MAX_PLANES:
+                    break
+                if series is not first and (series.shape != first.shape or series.axes != first.axes):
+                    continue
+                array = series.asarray()
+                try:
+                    planes += _series_planes(array, series.axes)
+                except ValueError as exc:
+                    raise _LayoutError(str(exc)) from exc
+    except _LayoutError as exc:
+        raise ImageReadError(
+            f"{path} has an unsupported layout ({exc}); expected a 2-D image or a stack of 2-D images"
+        ) from exc
     except Exception as exc:  # tifffile raises many types for damaged files
-        raise ImageReadError(f"{path} is not a readable TIFF ({exc}); re-export the image") from exc
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4)):
-        return [array]
-    if array.ndim == 3:
-        return list(array[:MAX_PLANES])
-    if array.ndim == 4 and array.shape[-1] in (1, 2, 3, 4):
-        return list(array[:MAX_PLANES])
-    raise ImageReadError(
-        f"{path} has shape {array.shape}; expected a 2-D image or a stack of 2-D images"
-    )
+        raise ImageReadError(
+            f"{path} is not a readable TIFF ({exc}); the file may be truncated or damaged, re-export it"
+        ) from exc
+    if not planes:
+        raise ImageReadError(f"{path} holds no image; re-export the image")
+    return planes[:MAX_PLANES]
 
 
 def _pillow_frame_to_array(frame: Image.Image) -> np.ndarray:
@@ -89,15 +133,16 @@ def _pillow_frame_to_array(frame: Image.Image) -> np.ndarray:
 
 
 def _pillow_planes(path: Path) -> list[np.ndarray]:
+    """The displayed picture (first frame, EXIF orientation applied) as one plane.
+
+    Only the first frame is read: the further frames of PNG and JPEG files (APNG animation,
+    the MPO second picture many cameras append) are not part of the picture a user sees.
+    """
     try:
         with Image.open(path) as image:
-            frames = []
-            for index in range(min(getattr(image, "n_frames", 1), MAX_PLANES)):
-                image.seek(index)
-                frame = ImageOps.exif_transpose(image) if index == 0 else image.copy()
-                frame.load()
-                frames.append(_pillow_frame_to_array(frame))
-            return frames
+            frame = ImageOps.exif_transpose(image)
+            frame.load()
+            return [_pillow_frame_to_array(frame)]
     except UnidentifiedImageError as exc:
         raise ImageReadError(
             f"{path} is not an image (its content is not PNG, JPEG, BMP or TIFF); "

@@ -1,0 +1,1 @@
+"""Thin napari views over the core. Importing this package imports nothing heavy."""

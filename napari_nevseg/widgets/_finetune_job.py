@@ -1,0 +1,33 @@
+"""The fine-tune worker body: load the samples, then run the core's training generator."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _samples(items: Sequence[tuple]) -> Generator[tuple[str, np.ndarray, np.ndarray], None, None]:
+    from napari_nevseg.core.image_io import read_image, read_mask
+
+    for kind, name, image, mask in items:
+        if kind == "file":
+            rgb = read_image(image)
+            yield name, rgb, read_mask(mask, rgb.shape[:2])
+        else:
+            yield name, image, mask
+
+
+def finetune_job(init: tuple[Any, dict], train_items: Sequence[tuple], val_items: Sequence[tuple], config):
+    """Generator for a napari worker: yields TrainProgress, returns the TrainResult.
+
+    Runs entirely off the GUI thread; the GUI's model is never touched (``init`` is a copy).
+    """
+    from napari_nevseg.core.training import make_training_set, train
+
+    work_hw = tuple(init[1]["work_size"])
+    train_set = make_training_set(_samples(train_items), work_hw)
+    val_set = make_training_set(_samples(val_items), work_hw) if val_items else None
+    result = yield from train(train_set, val_set, config, init)
+    return result

@@ -1,0 +1,83 @@
+"""State shared by the panels of one NevSeg dock widget: model session, project, layers.
+
+One instance per widget (so per viewer); no module-level state. Signals are psygnal's, emitted
+on the main thread only.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psygnal import Signal
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Labels
+
+    from napari_nevseg.core.project import Project
+    from napari_nevseg.core.registry import ModelRegistry
+    from napari_nevseg.core.session import ModelSession
+
+
+class AppState:
+    """What the panels share; the layers stay the source of truth for what is on screen."""
+
+    session_changed = Signal(object)
+    project_changed = Signal(object)
+    records_changed = Signal()
+    current_changed = Signal(str)
+    busy_changed = Signal(str, bool)
+    mask_edited = Signal()
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        self.viewer = viewer
+        self.session: ModelSession | None = None
+        self.project: Project | None = None
+        self.registry: ModelRegistry | None = None
+        self.current_stem: str | None = None
+        self.image_layer: Image | None = None
+        self.mask_layer: Labels | None = None
+        self.baseline: np.ndarray | None = None
+        self.low_res: dict[str, np.ndarray] = {}
+        self._labels_for: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._busy: set[str] = set()
+
+    # -- busy flags: one kind of job at a time, buttons follow -----------------------------
+    def set_busy(self, job: str, busy: bool) -> None:
+        (self._busy.add if busy else self._busy.discard)(job)
+        self.busy_changed.emit(job, busy)
+
+    def is_busy(self, job: str | None = None) -> bool:
+        return bool(self._busy) if job is None else job in self._busy
+
+    # -- model ---------------------------------------------------------------------------
+    def set_session(self, session: ModelSession) -> None:
+        self.session = session
+        self.session_changed.emit(session)
+
+    # -- layers --------------------------------------------------------------------------
+    def labels_for(self, image_layer: Image) -> Labels | None:
+        """The prediction layer tied to ``image_layer``, if it is still in the viewer."""
+        labels = self._labels_for.get(image_layer)
+        return labels if labels is not None and labels in self.viewer.layers else None
+
+    def tie(self, image_layer: Image, labels: Labels) -> None:
+        self._labels_for[image_layer] = labels
+
+    def layer_in_viewer(self, layer: Any) -> bool:
+        return layer is not None and layer in self.viewer.layers
+
+    def current_mask(self) -> np.ndarray | None:
+        """A copy of the mask on screen for the current project image (main thread)."""
+        if not self.layer_in_viewer(self.mask_layer):
+            return None
+        return np.asarray(self.mask_layer.data) > 0
+
+    def is_dirty(self) -> bool:
+        """True when the mask on screen differs from what was loaded or last saved."""
+        mask = self.current_mask()
+        if mask is None or self.baseline is None:
+            return False
+        return mask.shape != self.baseline.shape or bool(np.any(mask != self.baseline))

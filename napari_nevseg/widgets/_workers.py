@@ -1,0 +1,68 @@
+"""Generator functions that run in napari thread workers: they call the core and yield
+small results; they never touch layers (the slots on the main thread do that)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One finished prediction (``error`` set instead when the image could not be used)."""
+
+    key: Any
+    shape: tuple[int, int]
+    mask: np.ndarray | None = None
+    probability: np.ndarray | None = None
+    low_res: np.ndarray | None = None
+    uncertainty: float = float("nan")
+    version: str = ""
+    error: str | None = None
+
+
+def load_session(spec: str, device: str = "auto"):
+    """Import torch and load a model (slow the first time: run it in a worker).
+
+    Returns the session, or a :class:`LoadFailed` that says why the model cannot be used (the
+    widget shows it as a one-line notification, not a traceback).
+    """
+    from napari_nevseg.core.errors import NevsegError
+    from napari_nevseg.core.session import ModelSession
+
+    try:
+        return ModelSession.load(spec, device)
+    except (NevsegError, ValueError) as exc:
+        return LoadFailed(str(exc))
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    """Why a model could not be loaded (a returned Exception would be re-raised by the worker)."""
+
+    message: str
+
+
+def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, cleanup, probability: bool) -> Iterator[Predicted]:
+    """Predict images already in memory (copies taken on the main thread)."""
+    for key, rgb in jobs:
+        pred = session.predict(rgb, threshold, cleanup, probability)
+        yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.low_res_probability, pred.uncertainty, session.version)
+
+
+def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
+    """Read and predict project images from disk, one yield per image."""
+    from napari_nevseg.core.errors import NevsegError
+    from napari_nevseg.core.image_io import read_image
+
+    for stem, path in project_paths:
+        try:
+            rgb = read_image(path)
+        except NevsegError as exc:
+            yield Predicted(stem, (0, 0), error=str(exc))
+            continue
+        pred = session.predict(rgb, threshold, cleanup, False)
+        yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.low_res_probability, pred.uncertainty, session.version)

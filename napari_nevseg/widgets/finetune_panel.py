@@ -1,0 +1,275 @@
+"""Fine-tune panel: train a copy of the current model on the reviewed masks in a background
+worker, with a live plot, elapsed and remaining time, and Cancel (which keeps the old model)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_nevseg.widgets._plot import LivePlot
+
+if TYPE_CHECKING:
+    from napari_nevseg.widgets._state import AppState
+
+GROUND_TRUTH_KEY = "nevseg_ground_truth"
+
+
+def default_threads() -> int:
+    """Torch threads while fine-tuning in the GUI: all cores but one, which the GUI keeps."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class FinetunePanel(QWidget):
+    """Fine-tune on the project's reviewed masks (and viewer layers marked as ground truth)."""
+
+    def __init__(self, state: AppState, host, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.host = host
+        self.worker = None
+        self.started_at = 0.0
+        self.data_label = QLabel("open a project folder: fine-tuning learns from its reviewed masks")
+        self.data_label.setWordWrap(True)
+        self.val_label = QLabel("")
+        self.val_label.setWordWrap(True)
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=25)
+        self.patience = QSpinBox(minimum=1, maximum=100, value=6)
+        self.lr = QDoubleSpinBox(minimum=1e-5, maximum=1e-2, singleStep=1e-4, decimals=5, value=5e-4)
+        self.threads = QSpinBox(minimum=1, maximum=max(1, os.cpu_count() or 1), value=default_threads())
+        self.threads.setToolTip("CPU threads for training; one core is left to the viewer by default")
+        self.mark_btn = QPushButton("Use selected mask layer as ground truth")
+        self.mark_btn.setToolTip("a Labels layer tied to its image (e.g. a corrected prediction) joins the training data")
+        self.start_btn = QPushButton("Fine-tune")
+        self.cancel_btn = QPushButton("Cancel")
+        self.repredict_btn = QPushButton("Re-predict unreviewed with the active model")
+        self.progress_label = QLabel("")
+        self.plot = LivePlot()
+        self.rounds_label = QLabel("")
+        self.rounds_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("max epochs", self.epochs)
+        form.addRow("early-stop patience", self.patience)
+        form.addRow("learning rate", self.lr)
+        form.addRow("CPU threads", self.threads)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_btn)
+        buttons.addWidget(self.cancel_btn)
+        layout = QVBoxLayout(self)
+        for widget in (self.data_label, self.val_label):
+            layout.addWidget(widget)
+        layout.addLayout(form)
+        layout.addWidget(self.mark_btn)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.repredict_btn)
+        layout.addWidget(QLabel("<b>Corrections needed, per model version</b> (mean Dice of prediction vs final mask):"))
+        layout.addWidget(self.rounds_label)
+        layout.addStretch(1)
+
+        self.start_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.mark_btn.clicked.connect(self.mark_selected)
+        self.repredict_btn.clicked.connect(self.repredict)
+        state.project_changed.connect(self.refresh)
+        state.records_changed.connect(self.refresh)
+        state.busy_changed.connect(self._update_enabled)
+        state.session_changed.connect(self._update_enabled)
+        self.refresh()
+
+    # -- data ----------------------------------------------------------------------------
+    def marked_layers(self) -> list:
+        from napari.layers import Image
+
+        pairs = []
+        for layer in self.state.viewer.layers:
+            if isinstance(layer, Image):
+                labels = self.state.labels_for(layer)
+                if labels is not None and labels.metadata.get(GROUND_TRUTH_KEY):
+                    pairs.append((layer, labels))
+        return pairs
+
+    def mark_selected(self) -> None:
+        from napari.layers import Image, Labels
+        from napari.utils.notifications import show_error, show_info
+
+        active = self.state.viewer.layers.selection.active
+        if not isinstance(active, Labels):
+            show_error("select a mask (Labels) layer first, e.g. a corrected prediction")
+            return
+        image = next((im for im in self.state.viewer.layers if isinstance(im, Image) and self.state.labels_for(im) is active), None)
+        if image is None:
+            show_error(f"{active.name!r} is not tied to an image: predict the image first, then correct its mask")
+            return
+        active.metadata[GROUND_TRUTH_KEY] = True
+        show_info(f"{active.name!r} will be used as ground truth for fine-tuning")
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        project = self.state.project
+        marked = len(self.marked_layers())
+        if project is None:
+            self.data_label.setText(f"open a project folder: model versions are stored in it ({marked} marked layers)")
+            self.val_label.setText("")
+        else:
+            reviewed = project.training_stems()
+            pool = [s for s in project.validation if s in reviewed]
+            self.data_label.setText(
+                f"training data: {len(reviewed) - len(pool)} reviewed images"
+                + (f" + {marked} marked layers" if marked else "")
+            )
+            self.val_label.setText(
+                "validation pool (fixed): " + (", ".join(pool) if pool else "chosen at the first fine-tune")
+            )
+            by_version = project.correction_dice_by_version()
+            self.rounds_label.setText(
+                " · ".join(f"{v}: {d:.3f}" for v, d in by_version.items()) or "no reviewed predictions yet"
+            )
+        self._update_enabled()
+
+    def _update_enabled(self, *_) -> None:
+        training = self.state.is_busy("train")
+        ready = self.state.session is not None and self.state.project is not None
+        self.start_btn.setEnabled(ready and not training)
+        self.cancel_btn.setEnabled(training)
+        self.mark_btn.setEnabled(not training)
+        self.repredict_btn.setEnabled(ready and not training and not self.state.is_busy("predict"))
+
+    # -- training ------------------------------------------------------------------------
+    def _collect(self):
+        """Main thread: the sample list for the worker (paths for project images, copies for layers)."""
+        from napari_nevseg.widgets._layers import image_rgb
+
+        project = self.state.project
+        self.host.review.save_current_edits()
+        pool = project.ensure_validation(fraction=0.2, minimum=1)
+        train_stems = [s for s in project.training_stems() if s not in pool]
+        train = [("file", s, project.image_path(s), project.mask_path(s)) for s in train_stems]
+        val = [("file", s, project.image_path(s), project.mask_path(s)) for s in pool]
+        for image, labels in self.marked_layers():
+            train.append(("array", image.name, image_rgb(image), np.asarray(labels.data) > 0))
+        return train, val
+
+    def start(self) -> None:
+        """Start fine-tuning the active model in a worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        from napari_nevseg.core.errors import NevsegError
+        from napari_nevseg.core.training import TrainConfig
+        from napari_nevseg.widgets._finetune_job import finetune_job
+
+        if self.state.session is None or self.state.project is None:
+            show_error("open a project folder and wait for the model to load before fine-tuning")
+            return
+        if self.state.is_busy("train"):
+            return
+        try:
+            train, val = self._collect()
+        except (NevsegError, ValueError) as exc:
+            show_error(str(exc))
+            return
+        if not train:
+            show_error("no training images yet: accept or correct a few masks first (Y accepts)")
+            return
+        config = TrainConfig(
+            epochs=self.epochs.value(), batch_size=4, lr=self.lr.value(), patience=self.patience.value(),
+            freeze_bn=True, threads=self.threads.value(), device=self.state.session.device.type,
+        )
+        init = self.state.session.cpu_copy()
+        self.plot.reset()
+        self.started_at = time.perf_counter()
+        self.state.set_busy("train", True)
+        self.progress_label.setText(f"fine-tuning on {len(train)} images, validating on {len(val)}…")
+        total = config.epochs * max(1, -(-len(train) // config.batch_size))
+        self.worker = create_worker(finetune_job, init, train, val, config,
+                                    _progress={"total": total, "desc": "NevSeg: fine-tuning"})
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_done)
+        self.worker.errored.connect(lambda _e: self.progress_label.setText("fine-tuning failed (see notifications)"))
+        self.worker.aborted.connect(self._on_cancelled)
+        self.worker.finished.connect(self._on_finished)
+        self.host.track(self.worker)
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Stop at the next step; the active model stays as it was."""
+        if self.worker is not None:
+            self.progress_label.setText("cancelling…")
+            self.worker.quit()
+
+    def _on_progress(self, progress) -> None:
+        self.plot.add_step(progress.step, progress.loss)
+        if progress.val_dice is not None:
+            self.plot.add_epoch(progress.step, progress.val_dice)
+        self.plot.redraw()
+        best = f" · best val Dice {progress.best_val_dice:.3f}" if progress.best_val_dice is not None else ""
+        self.progress_label.setText(
+            f"epoch {progress.epoch}/{progress.epochs} · loss {progress.loss:.3f}{best} · "
+            f"{progress.elapsed_s:.0f} s elapsed, about {progress.remaining_s:.0f} s left"
+        )
+
+    def _on_done(self, result) -> None:
+        """Main thread: store the new version, make it active, record the round."""
+        from napari.utils.notifications import show_error, show_info
+
+        from napari_nevseg.core.errors import NevsegError
+        from napari_nevseg.core.session import ModelSession
+
+        project, registry = self.state.project, self.state.registry
+        if project is None or registry is None:
+            return
+        meta = result.metadata
+        summary = {
+            "train_images": meta["training"]["train_images"],
+            "val_images": meta["training"]["val_images"],
+            "val_dice_before": result.val_dice_before,
+            "val_dice_after": result.val_dice_best,
+            "seconds": round(result.seconds, 1),
+            "best_epoch": result.best_epoch,
+            "stopped_by": result.stopped_by,
+        }
+        try:
+            version = registry.add(result.model, meta, summary)
+        except NevsegError as exc:
+            show_error(f"{exc}; the previous model stays active")
+            return
+        project.add_round({"version": version, "parent": meta.get("parent"), **summary})
+        device = self.state.session.device if self.state.session is not None else None
+        self.state.set_session(ModelSession(result.model, {**meta, "version": version}, device, version))
+        before = "n/a" if result.val_dice_before is None else f"{result.val_dice_before:.3f}"
+        after = "n/a" if result.val_dice_best is None else f"{result.val_dice_best:.3f}"
+        self.progress_label.setText(
+            f"new model {version}: validation Dice {before} → {after} "
+            f"(best epoch {result.best_epoch}, {result.seconds:.0f} s, {result.stopped_by})"
+        )
+        show_info(f"fine-tuned model {version} is active; 'Re-predict unreviewed' updates the queue")
+
+    def _on_cancelled(self) -> None:
+        from napari.utils.notifications import show_info
+
+        self.progress_label.setText("cancelled: the previous model is still active")
+        show_info("fine-tuning cancelled; the previous model is still active")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.state.set_busy("train", False)
+        self.refresh()
+
+    def repredict(self) -> None:
+        """Re-predict every unreviewed image with the active model (the queue re-sorts)."""
+        self.host.predict.predict_project()

@@ -1,0 +1,152 @@
+"""Measurements of the lesion on screen, updated as it is edited; CSV export of the project."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+if TYPE_CHECKING:
+    from napari_nevseg.widgets._state import AppState
+
+ROWS = (
+    ("area", "area_px", "area_mm2", "px²", "mm²"),
+    ("perimeter", "perimeter_px", "perimeter_mm", "px", "mm"),
+    ("max diameter", "max_diameter_px", "max_diameter_mm", "px", "mm"),
+    ("asymmetry", "asymmetry", None, "", ""),
+    ("border irregularity", "border_irregularity", None, "", ""),
+    ("solidity", "solidity", None, "", ""),
+)
+
+
+class MeasurePanel(QWidget):
+    """Shows :func:`napari_nevseg.core.measure.measure_lesion` of the active mask."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.pixel_size = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.001, decimals=4, value=0.0)
+        self.pixel_size.setSuffix(" mm")
+        self.pixel_size.setSpecialValueText("not set (pixels only)")
+        self.pixel_size.setToolTip("size of one pixel; set it to read measurements in mm")
+        self.values: dict[str, QLabel] = {name: QLabel("–") for name, *_ in ROWS}
+        self.title = QLabel("no mask")
+        self.export_btn = QPushButton("Export project measurements (CSV)…")
+        form = QFormLayout()
+        form.addRow("pixel size", self.pixel_size)
+        for name, *_ in ROWS:
+            form.addRow(name, self.values[name])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(form)
+        layout.addWidget(self.export_btn)
+        layout.addStretch(1)
+        self._timer = QTimer(self, singleShot=True, interval=150)
+        self._timer.timeout.connect(self.update_measurements)
+        state.mask_edited.connect(lambda *_: self._timer.start())
+        state.current_changed.connect(lambda *_: self._timer.start())
+        state.project_changed.connect(self._on_project)
+        state.viewer.layers.selection.events.active.connect(lambda *_: self._timer.start())
+        self.pixel_size.valueChanged.connect(self._on_pixel_size)
+        self.export_btn.clicked.connect(self._choose_export)
+
+    def pixel_size_mm(self) -> float | None:
+        value = self.pixel_size.value()
+        return value if value > 0 else None
+
+    def _on_project(self, project) -> None:
+        self.pixel_size.setValue(project.pixel_size_mm or 0.0)
+
+    def _on_pixel_size(self, _value: float) -> None:
+        if self.state.project is not None:
+            self.state.project.pixel_size_mm = self.pixel_size_mm()
+            self.state.project.save()
+        self._timer.start()
+
+    def _mask_layer(self):
+        from napari.layers import Labels
+
+        active = self.state.viewer.layers.selection.active
+        if isinstance(active, Labels):
+            return active
+        return self.state.mask_layer if self.state.layer_in_viewer(self.state.mask_layer) else None
+
+    def update_measurements(self) -> dict | None:
+        """Recompute from the layer on screen; returns the values shown (None: no lesion)."""
+        from napari_nevseg.core.measure import measure_lesion
+
+        layer = self._mask_layer()
+        data = None if layer is None else np.asarray(layer.data)
+        if data is None or data.ndim != 2:
+            self.title.setText("select a 2-D mask layer")
+            for label in self.values.values():
+                label.setText("–")
+            return None
+        self.title.setText(f"<b>{layer.name}</b>")
+        result = measure_lesion(data, self.pixel_size_mm())
+        if result is None:
+            for label in self.values.values():
+                label.setText("no lesion")
+            return None
+        values = result.as_dict()
+        for name, px_key, mm_key, px_unit, mm_unit in ROWS:
+            text = f"{values[px_key]:.4g} {px_unit}".strip()
+            if mm_key and values[mm_key] is not None:
+                text += f"  ({values[mm_key]:.4g} {mm_unit})"
+            self.values[name].setText(text)
+        return values
+
+    def _choose_export(self) -> None:
+        from napari.utils.notifications import show_error
+        from qtpy.QtWidgets import QFileDialog
+
+        if self.state.project is None:
+            show_error("open a project folder first: the export covers a whole project")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export measurements", str(self.state.project.root / "measurements.csv"), "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path: str | Path) -> Path | None:
+        """One row per project image: status, model, uncertainty, Dice and measurements."""
+        from napari.utils.notifications import show_error, show_info
+
+        from napari_nevseg.core.atomic import atomic_write_text
+        from napari_nevseg.core.errors import NevsegError
+        from napari_nevseg.core.measure import measure_lesion
+
+        project = self.state.project
+        if project is None:
+            show_error("open a project folder first")
+            return None
+        buffer = io.StringIO()
+        fields = ["image", "status", "model_version", "uncertainty", "dice_prediction_vs_final", "mask_source"]
+        fields += [key for _, px, mm, *_ in ROWS for key in (px, mm) if key]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        for stem, record in project.records.items():
+            row = {"image": stem, "status": record.status.value, "model_version": record.model_version,
+                   "uncertainty": record.uncertainty, "dice_prediction_vs_final": record.dice_prediction_vs_final}
+            try:
+                mask, source = project.read_mask(stem), "reviewed"
+                if mask is None:
+                    mask, source = project.read_prediction(stem), "prediction"
+            except NevsegError:
+                mask, source = None, "unreadable"
+            row["mask_source"] = source if mask is not None else "none"
+            measured = measure_lesion(mask, project.pixel_size_mm) if mask is not None else None
+            if measured is not None:
+                row.update({k: v for k, v in measured.as_dict().items() if k in fields})
+            writer.writerow(row)
+        try:
+            target = atomic_write_text(path, buffer.getvalue())
+        except NevsegError as exc:
+            show_error(str(exc))
+            return None
+        show_info(f"measurements of {len(project.records)} images written to {target}")
+        return target

@@ -1,0 +1,204 @@
+"""Predict panel: threshold and clean-up controls; predict the selected image, all open images
+or the whole project in a background worker with a progress bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
+
+from napari_nevseg.widgets._layers import add_mask_layer, apply_mask_undoable, image_rgb, set_or_add_probability
+
+if TYPE_CHECKING:
+    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets._workers import Predicted
+
+
+class PredictPanel(QWidget):
+    """Controls for prediction; results go to Labels layers tied to their images."""
+
+    def __init__(self, state: AppState, review=None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.review = review
+        self.worker = None
+        self.threshold = QDoubleSpinBox(minimum=0.05, maximum=0.95, singleStep=0.05, value=0.5, decimals=2)
+        self.threshold.setToolTip("probability above which a pixel is lesion")
+        self.keep_largest = QCheckBox("keep largest region", checked=True)
+        self.fill_holes = QCheckBox("fill holes", checked=True)
+        self.smooth = QCheckBox("smooth border", checked=True)
+        self.probability = QCheckBox("add probability map", checked=False)
+        self.predict_selected_btn = QPushButton("Predict selected image")
+        self.predict_all_btn = QPushButton("Predict all open images")
+        self.predict_project_btn = QPushButton("Predict project (unreviewed)")
+        self.predict_project_btn.setToolTip("predict every image of the project that is not reviewed yet")
+
+        form = QFormLayout()
+        form.addRow("threshold", self.threshold)
+        grid = QGridLayout()
+        grid.addWidget(self.keep_largest, 0, 0)
+        grid.addWidget(self.fill_holes, 0, 1)
+        grid.addWidget(self.smooth, 1, 0)
+        grid.addWidget(self.probability, 1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        for button in (self.predict_selected_btn, self.predict_all_btn, self.predict_project_btn):
+            layout.addWidget(button)
+
+        self.predict_selected_btn.clicked.connect(self.predict_selected)
+        self.predict_all_btn.clicked.connect(self.predict_all_open)
+        self.predict_project_btn.clicked.connect(self.predict_project)
+        state.busy_changed.connect(self._update_enabled)
+        state.session_changed.connect(self._update_enabled)
+        state.project_changed.connect(self._update_enabled)
+        self._update_enabled()
+
+    # -- settings ------------------------------------------------------------------------
+    def cleanup(self):
+        from napari_nevseg.core.postprocess import Cleanup
+
+        return Cleanup(self.keep_largest.isChecked(), self.fill_holes.isChecked(), self.smooth.isChecked())
+
+    def _update_enabled(self, *_) -> None:
+        ready = self.state.session is not None and not self.state.is_busy("predict")
+        self.predict_selected_btn.setEnabled(ready)
+        self.predict_all_btn.setEnabled(ready)
+        self.predict_project_btn.setEnabled(ready and self.state.project is not None)
+
+    # -- actions -------------------------------------------------------------------------
+    def _image_layers(self, selected_only: bool):
+        from napari.layers import Image
+
+        if selected_only:
+            layers = [layer for layer in self.state.viewer.layers.selection if isinstance(layer, Image)]
+            if not layers:
+                active = self.state.viewer.layers.selection.active
+                label = "nothing is selected" if active is None else f"{active.name!r} is not an image layer"
+                raise ValueError(f"{label}: select an image layer in the layer list, then predict")
+            return layers
+        layers = [layer for layer in self.state.viewer.layers if isinstance(layer, Image) and not layer.name.endswith(" probability")]
+        if not layers:
+            raise ValueError("no image is open: open an image (File > Open) or a project folder first")
+        return layers
+
+    def predict_selected(self) -> None:
+        self._predict_layers(selected_only=True)
+
+    def predict_all_open(self) -> None:
+        self._predict_layers(selected_only=False)
+
+    def _predict_layers(self, selected_only: bool) -> None:
+        from napari.utils.notifications import show_error
+
+        try:
+            layers = self._image_layers(selected_only)
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        self.predict_layers(layers)
+
+    def predict_layers(self, layers) -> None:
+        """Predict the given image layers in one worker (copies of their data are taken here)."""
+        from napari.utils.notifications import show_error, show_warning
+
+        if self.state.session is None:
+            show_warning("the model is still loading; try again in a moment")
+            return
+        if self.state.is_busy("predict"):
+            show_warning("a prediction is already running; wait for it to finish")
+            return
+        jobs = []
+        for layer in layers:
+            try:
+                jobs.append((layer, image_rgb(layer)))
+            except ValueError as exc:
+                show_error(str(exc))
+        if jobs:
+            self._start(self._arrays_worker(jobs), len(jobs))
+
+    def _arrays_worker(self, jobs):
+        from napari_nevseg.widgets._workers import predict_arrays
+
+        return predict_arrays, (self.state.session, jobs, self.threshold.value(), self.cleanup(), self.probability.isChecked())
+
+    def predict_project(self) -> None:
+        from napari.utils.notifications import show_error, show_info, show_warning
+
+        from napari_nevseg.widgets._workers import predict_project
+
+        project = self.state.project
+        if project is None:
+            show_error("no project is open: open a project folder (images/ + masks/) first")
+            return
+        todo = [(s, project.image_path(s)) for s, r in project.records.items() if not r.status.reviewed]
+        if not todo:
+            show_info("every image of the project is reviewed; nothing to predict")
+            return
+        if self.state.is_busy("predict"):
+            show_warning("a prediction is already running; wait for it to finish")
+            return
+        self._start((predict_project, (self.state.session, todo, self.threshold.value(), self.cleanup())), len(todo))
+
+    def _start(self, job, total: int) -> None:
+        from napari.qt.threading import create_worker
+
+        func, args = job
+        self.state.set_busy("predict", True)
+        self.worker = create_worker(func, *args, _progress={"total": total, "desc": "NevSeg: predicting"})
+        self.worker.yielded.connect(self._on_predicted)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.state.set_busy("predict", False)
+
+    def _on_predicted(self, result: Predicted) -> None:
+        from napari.layers import Image
+        from napari.utils.notifications import show_error
+
+        if result.error:
+            show_error(result.error)
+            return
+        if isinstance(result.key, Image):
+            self._show_layer_result(result)
+        else:
+            self._store_project_result(result)
+
+    def _show_layer_result(self, result: Predicted) -> None:
+        image_layer = result.key
+        viewer = self.state.viewer
+        if image_layer not in viewer.layers:
+            return  # the image was closed while predicting: nothing to update
+        self.state.low_res[image_layer.name] = result.low_res
+        labels = self.state.labels_for(image_layer)
+        if labels is not None and labels.data.shape == result.mask.shape:
+            apply_mask_undoable(labels, result.mask)
+        else:
+            labels = add_mask_layer(viewer, result.mask, f"{image_layer.name} mask")
+            self.state.tie(image_layer, labels)
+        labels.metadata["nevseg"] = {"model_version": result.version, "uncertainty": result.uncertainty}
+        if result.probability is not None:
+            set_or_add_probability(viewer, result.probability, f"{image_layer.name} probability")
+        if image_layer is self.state.image_layer and self.review is not None:
+            self.review.prediction_shown(result)
+        self.state.mask_edited.emit()
+
+    def _store_project_result(self, result: Predicted) -> None:
+        project = self.state.project
+        if project is None or result.key not in project.records:
+            return
+        project.record_prediction(result.key, result.mask, result.version, result.uncertainty)
+        self.state.low_res[result.key] = result.low_res
+        if self.review is not None and result.key == self.state.current_stem:
+            self.review.prediction_shown(result)
+        self.state.records_changed.emit()
+
+    def reapply(self, labels, low_res, shape) -> None:
+        """Re-threshold and clean a cached probability map into ``labels`` (one undo step)."""
+        if self.state.session is None:
+            return
+        pred = self.state.session.predictor.finish(low_res, shape, self.threshold.value(), self.cleanup())
+        apply_mask_undoable(labels, pred.mask)

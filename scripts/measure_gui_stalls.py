@@ -1,0 +1,130 @@
+"""Does the viewer stay smooth while fine-tuning runs? Measured in a real napari window.
+
+Opens napari (under Xvfb when there is no display: run it with scripts/xrun), a project of 10
+reviewed full-size PH2 images, starts a fine-tune from the NevSeg widget, and while it runs
+paints on the mask and pans the camera by script at 30 Hz. A QTimer in the GUI thread with a
+period of 5 ms records how late each tick fires: a late tick is an event-loop stall.
+
+    xvfb-run -a python scripts/measure_gui_stalls.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ph2"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for fine-tuning (default: widget's)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--period-ms", type=float, default=5.0, help="probe timer period")
+    parser.add_argument("--action-hz", type=float, default=30.0, help="paint/pan rate")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_nevseg.widgets.main_widget import NevsegWidget
+
+    stems = sorted(p.stem for p in (args.data / "images").glob("*.png"))[:12]
+    root = Path(tempfile.mkdtemp(prefix="nevseg-stalls-"))
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for stem in stems:
+        shutil.copy(args.data / "images" / f"{stem}.png", root / "images")
+        shutil.copy(args.data / "masks" / f"{stem}.png", root / "masks")
+
+    viewer = napari.Viewer()
+    widget = NevsegWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
+    app = QApplication.instance()
+
+    def wait(cond, timeout=300):
+        t0 = time.perf_counter()
+        while not cond() and time.perf_counter() - t0 < timeout:
+            app.processEvents()
+            time.sleep(0.01)
+
+    wait(lambda: widget.state.session is not None)
+    widget.open_project(root)
+    wait(lambda: not widget.state.is_busy())
+    if args.threads:
+        widget.finetune.threads.setValue(args.threads)
+    widget.finetune.epochs.setValue(args.epochs)
+    widget.finetune.patience.setValue(args.epochs)
+
+    lateness: list[float] = []
+    last = [time.perf_counter()]
+    period = args.period_ms / 1000.0
+
+    def probe():
+        now = time.perf_counter()
+        lateness.append(max(0.0, now - last[0] - period) * 1000.0)
+        last[0] = now
+
+    layer = widget.state.mask_layer
+    h, w = layer.data.shape
+    step = [0]
+
+    def act():
+        i = step[0]
+        step[0] += 1
+        y = int(h / 2 + 0.3 * h * np.sin(i / 15))
+        x = int(w / 2 + 0.3 * w * np.cos(i / 15))
+        layer.paint((y, x), 1 if i % 40 < 20 else 0)
+        viewer.camera.center = (h / 2 + 20 * np.sin(i / 10), w / 2 + 20 * np.cos(i / 10))
+
+    probe_timer = QTimer()
+    probe_timer.setTimerType(0)  # Qt.PreciseTimer
+    probe_timer.timeout.connect(probe)
+    action_timer = QTimer()
+    action_timer.timeout.connect(act)
+
+    widget.finetune.start()
+    started = time.perf_counter()
+    last[0] = started
+    probe_timer.start(int(args.period_ms))
+    action_timer.start(int(1000 / args.action_hz))
+    wait(lambda: not widget.state.is_busy("train"), timeout=900)
+    seconds = time.perf_counter() - started
+    probe_timer.stop()
+    action_timer.stop()
+    actions = step[0]
+    lateness = lateness[5:]  # the first ticks include the worker's start-up
+    q = statistics.quantiles(lateness, n=100)
+    report = {
+        "threads": widget.finetune.threads.value(),
+        "fine_tune_seconds": round(seconds, 1),
+        "epochs": args.epochs,
+        "actions_per_second": round(actions / seconds, 1),
+        "probe_period_ms": args.period_ms,
+        "ticks": len(lateness),
+        "stall_median_ms": round(statistics.median(lateness), 2),
+        "stall_p99_ms": round(q[98], 2),
+        "stall_max_ms": round(max(lateness), 2),
+        "result": widget.finetune.progress_label.text(),
+    }
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    widget.teardown()
+    viewer.close()
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

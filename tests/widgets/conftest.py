@@ -1,0 +1,42 @@
+"""Fixtures for widget tests: a real viewer (make_napari_viewer), the NevSeg widget on the
+shipped model, and a project folder made from the sample images."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_data"
+LONG = 120_000  # ms: torch work on 2 CPU cores
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A project with the four sample images and no masks yet."""
+    root = tmp_path / "project with space é"
+    (root / "images").mkdir(parents=True)
+    for image in sorted((SAMPLES / "images").glob("*.png")):
+        shutil.copy(image, root / "images" / image.name)
+    return root
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    """The dock widget with the shipped default model loaded (waits for the load worker)."""
+    from napari_nevseg.widgets.main_widget import NevsegWidget
+
+    viewer = make_napari_viewer()
+    w = NevsegWidget(viewer)
+    viewer.window.add_dock_widget(w, name="NevSeg", area="right")
+    qtbot.waitUntil(lambda: w.state.session is not None, timeout=LONG)
+    yield w
+    wait_idle(qtbot, w)
+    w.teardown()
+
+
+def wait_idle(qtbot, w, timeout: int = LONG) -> None:
+    """Let every worker of the widget finish (tests must not end with a thread running)."""
+    qtbot.waitUntil(lambda: not w.state.is_busy() and not w._workers, timeout=timeout)

@@ -1,0 +1,144 @@
+"""Fine-tune in the background through the widget; versions, cancel, rollback; end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_nevseg.core.image_io import read_mask
+from napari_nevseg.core.metrics import dice
+from tests.widgets.conftest import LONG, SAMPLES, wait_idle
+
+
+def _correct_with_reference(widget, stem: str) -> None:
+    """Play the annotator: replace the prediction on screen by the expert mask, then accept."""
+    from napari_nevseg.widgets._layers import apply_mask_undoable
+
+    widget.review.show_stem(stem)
+    reference = read_mask(SAMPLES / "masks" / f"{stem}.png")
+    apply_mask_undoable(widget.state.mask_layer, reference)
+    widget.review.accept_current()
+
+
+def _review_three(widget, project_dir, qtbot) -> None:
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    for stem in ("IMD003", "IMD008", "IMD085"):
+        _correct_with_reference(widget, stem)
+
+
+@pytest.mark.slow
+def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbot):
+    _review_three(widget, project_dir, qtbot)
+    project = widget.state.project
+    assert sorted(project.training_stems()) == ["IMD003", "IMD008", "IMD085"]
+    assert project.records["IMD405"].model_version == "default"
+
+    widget.finetune.epochs.setValue(3)
+    widget.finetune.patience.setValue(3)
+    widget.finetune.start()
+    assert widget.state.is_busy("train")
+    assert not widget.finetune.start_btn.isEnabled() and widget.finetune.cancel_btn.isEnabled()
+    assert not widget.models.use_btn.isEnabled()
+    qtbot.waitUntil(lambda: len(widget.finetune.plot.losses) > 0, timeout=LONG)
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+
+    # a new version, active, with its metadata and round record
+    registry = widget.state.registry
+    assert registry.versions() == ["default", "v1"]
+    assert registry.active == "v1" and widget.state.session.version == "v1"
+    entry = registry.entry("v1")
+    assert entry["parent"] == "default"
+    assert len(entry["val_images"]) == 1 and len(entry["train_images"]) == 2
+    assert set(entry["val_images"]) | set(entry["train_images"]) == {"IMD003", "IMD008", "IMD085"}
+    assert entry["val_dice_after"] >= entry["val_dice_before"]
+    assert project.rounds[-1]["version"] == "v1"
+    assert (project.models_dir / "v1.safetensors").exists()
+    assert widget.finetune.plot.dices, "validation Dice was plotted"
+
+    # re-predict the unreviewed with the new model
+    widget.finetune.repredict()
+    wait_idle(qtbot, widget)
+    record = project.records["IMD405"]
+    assert record.model_version == "v1" and record.status.value == "predicted"
+    predicted = project.read_prediction("IMD405")
+    assert dice(predicted, read_mask(SAMPLES / "masks" / "IMD405.png")) > 0.8
+    # reviewed masks were not touched by the re-prediction
+    assert project.records["IMD003"].status.value == "corrected"
+
+
+@pytest.mark.slow
+def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
+    _review_three(widget, project_dir, qtbot)
+    before = widget.state.session
+    widget.finetune.epochs.setValue(200)
+    widget.finetune.start()
+    qtbot.waitUntil(lambda: len(widget.finetune.plot.losses) >= 1, timeout=LONG)
+    widget.finetune.cancel()
+    wait_idle(qtbot, widget, timeout=LONG)
+    assert widget.state.session is before and before.version == "default"
+    assert widget.state.registry.versions() == ["default"]
+    assert "cancelled" in widget.finetune.progress_label.text()
+    assert widget.finetune.start_btn.isEnabled()
+
+
+@pytest.mark.slow
+def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
+    _review_three(widget, project_dir, qtbot)
+    widget.finetune.epochs.setValue(1)
+    widget.finetune.start()
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+    pool = list(widget.state.project.validation)
+    assert len(pool) == 1 and widget.state.session.version == "v1"
+    # roll back from the drop-down
+    widget.models.combo.setCurrentText("default")
+    widget.models.use_version("default")
+    wait_idle(qtbot, widget)
+    assert widget.state.session.version == "default"
+    assert widget.state.registry.active == "default"
+    # one more reviewed image, a second round: the old pool is kept, nothing reshuffled
+    _correct_with_reference(widget, "IMD405")
+    widget.finetune.start()
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+    assert widget.state.project.validation[: len(pool)] == pool
+    entry = widget.state.registry.entry("v2")
+    assert entry["parent"] == "default"
+    assert set(pool) <= set(entry["val_images"])
+    assert not set(entry["val_images"]) & set(entry["train_images"])
+
+
+def test_marked_layer_joins_the_training_data(widget, qtbot):
+    widget.viewer.open_sample("napari-nevseg", "IMD008")
+    widget.viewer.layers.selection.active = widget.viewer.layers["IMD008"]
+    widget.predict.predict_selected()
+    wait_idle(qtbot, widget)
+    labels = widget.viewer.layers["IMD008 mask"]
+    widget.viewer.layers.selection.active = labels
+    widget.finetune.mark_selected()
+    pairs = widget.finetune.marked_layers()
+    assert len(pairs) == 1 and pairs[0][1] is labels
+
+
+def test_model_import_refuses_a_pickle_and_export_round_trips(widget, project_dir, qtbot, tmp_path):
+    import pickle
+
+    from napari.utils.notifications import notification_manager
+
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    bad = tmp_path / "evil.safetensors"
+    bad.write_bytes(pickle.dumps({"a": 1}))
+    seen: list = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        assert widget.models.import_file(bad) is None
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+    assert any("pickle" in str(n.message) for n in seen)
+    out = widget.models.export("default", tmp_path / "exported")
+    assert out.suffix == ".safetensors" and out.stat().st_size > 100_000
+    version = widget.models.import_file(out)
+    assert version == "v1"
+    wait_idle(qtbot, widget)
+    assert widget.state.session.version == "v1"
+    assert np.isfinite(widget.state.session.predict(np.zeros((40, 50, 3), np.uint8)).uncertainty)
