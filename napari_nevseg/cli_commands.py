@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 from napari_nevseg.core.errors import ModelFileError, NevsegError, NoPairsError
 

@@ -126,13 +126,13 @@ def tiny_session(tiny_model_file):
     return ModelSession.load(tiny_model_file, "cpu")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def model_meta():
     """``model_meta(width=4, depth=2, norm="batch", **extra) -> metadata dict`` (work size 32x48)."""
     return model_metadata
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_blob():
     """``make_blob(h, w, seed, grey=False) -> (rgb, mask)``."""
     return blob_picture

@@ -95,7 +95,7 @@ def test_predict_many_matches_predict_and_batches(tiny_session, make_blob):
         del predictor.low_res_probabilities
     assert seen_batches == [2, 2, 1]
     assert [p.mask.shape for p in many] == [im.shape[:2] for im in images]
-    for image, pred in zip(images, many):
+    for image, pred in zip(images, many, strict=True):
         single = tiny_session.predict(image, return_probability=True)
         np.testing.assert_allclose(pred.probability, single.probability, atol=1e-5)
 

@@ -13,6 +13,15 @@ from napari_nevseg.core.errors import WriteError
 __all__ = ["atomic_write_bytes", "atomic_write_text"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_NEW_FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file
+
+
 def _fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
         fd = os.open(directory, os.O_RDONLY)
@@ -35,6 +44,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as exc:
         raise WriteError(_advice(target, exc)) from exc
     try:
+        try:  # mkstemp makes 0600 files: give the result the mode a plain write would
+            mode = target.stat().st_mode & 0o777
+        except OSError:
+            mode = _NEW_FILE_MODE
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

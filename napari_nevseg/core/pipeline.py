@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_nevseg.core.atomic import atomic_write_bytes
 from napari_nevseg.core.errors import ImageReadError, NevsegError, NoPairsError, WriteError
 from napari_nevseg.core.image_io import encode_png, list_images, read_planes, write_mask_png
-from napari_nevseg.core.atomic import atomic_write_bytes
 from napari_nevseg.core.overlay import outline_overlay
 from napari_nevseg.core.postprocess import Cleanup
 from napari_nevseg.core.session import ModelSession
@@ -124,7 +124,7 @@ def predict_files(
             while pending:
                 yield pending.popleft().result()
 
-        for path, stem, planes in zip(files, stems, decoded()):
+        for path, stem, planes in zip(files, stems, decoded(), strict=True):
             if isinstance(planes, NevsegError):
                 yield FileResult(path, error=str(planes))
                 continue
@@ -133,7 +133,7 @@ def predict_files(
             fractions, uncertainties = [], []
             with session.lock:  # planes one batch at a time: a 512-plane stack never holds 512 full-size maps
                 preds = session.predictor.predict_many(planes, 8, threshold, cleanup, probabilities, on_fallback)
-                for name, plane, pred in zip(names, planes, preds):
+                for name, plane, pred in zip(names, planes, preds, strict=True):
                     outputs.append(write_mask_png(out_dir / f"{name}.png", pred.mask))
                     if probabilities and pred.probability is not None:
                         prob8 = np.round(pred.probability * 255).astype(np.uint8)

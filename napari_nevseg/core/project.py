@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from napari_nevseg.core.atomic import atomic_write_text
 from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError
@@ -167,7 +168,8 @@ class Project:
             records[stem] = record
         self.records = records
         self.validation = [s for s in self.validation if s in records]
-        (self.state_dir / "README.txt").exists() or atomic_write_text(self.state_dir / "README.txt", _README)
+        if not (self.state_dir / "README.txt").exists():
+            atomic_write_text(self.state_dir / "README.txt", _README)
 
     def save(self) -> None:
         """Write ``state.json`` atomically."""
@@ -195,6 +197,20 @@ class Project:
 
     def prediction_path(self, stem: str) -> Path:
         return self.state_dir / "predictions" / f"{stem}.png"
+
+    def image_shape(self, stem: str) -> tuple[int, int] | None:
+        """``(H, W)`` of an image as displayed (EXIF rotation applied), read from its header
+        only; None when the header cannot tell (TIFF stacks, damaged files)."""
+        path = self.image_path(stem)
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return None
+        try:
+            with Image.open(path) as image:
+                w, h = image.size
+                orientation = image.getexif().get(0x0112, 1)
+        except (OSError, SyntaxError, ValueError):
+            return None
+        return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
     def read_image(self, stem: str) -> np.ndarray:
         return read_image(self.image_path(stem))
@@ -230,6 +246,12 @@ class Project:
         the prediction, ``corrected`` when the reviewer changed it (or there was none)."""
         record = self.records[stem]
         binary = np.asarray(mask) > 0
+        expected = self.image_shape(stem)
+        if binary.ndim != 2 or (expected is not None and binary.shape != expected):
+            raise MaskError(
+                f"the mask for {stem} has shape {binary.shape} but its image is {expected}; "
+                "a reviewed mask must have exactly the size of its image"
+            )
         write_mask_png(self.mask_path(stem), binary)
         predicted = self.read_prediction(stem, binary.shape)
         changed = predicted is None or bool(np.any(predicted != binary))

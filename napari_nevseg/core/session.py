@@ -50,7 +50,7 @@ class ModelSession:
         dev = select_device(device)
         path = resolve_model_path(spec)
         model, meta = load_model(path, dev)
-        name = version or meta.get("version") or ("default" if str(spec) == "default" else path.stem)
+        name = version or ("default" if str(spec) == "default" else meta.get("version") or path.stem)
         return cls(model, meta, dev, name)
 
     @property

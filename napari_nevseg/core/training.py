@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Generator, Iterable
 from dataclasses import asdict, dataclass, field
@@ -183,6 +182,7 @@ def train(
     if len(train_set) == 0:
         raise ValueError("no training images: accept or correct some masks first")
     device = select_device(config.device)
+    previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -311,5 +311,6 @@ def train(
         return TrainResult(model, metadata, history, best_epoch, before, metadata["metrics"]["val_dice"], seconds, stopped_by)
     finally:
         del optimizer
+        torch.set_num_threads(previous_threads)
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -73,6 +73,7 @@ class NevsegWidget(QWidget):
         self.state.session_changed.connect(self._update_status)
         self.state.busy_changed.connect(self._update_status)
         self._workers: list = []
+        self._torn_down = False
         self.destroyed.connect(partial(_stop_workers, self._workers))
         self.load_model(model, device)
 
@@ -141,6 +142,10 @@ class NevsegWidget(QWidget):
 
     def teardown(self) -> None:
         """Stop workers, save edits and release the keys this widget bound."""
+        if self._torn_down:
+            return
+        self._torn_down = True
         _stop_workers(list(self._workers))
         self.review.save_current_edits()
         self.review.unbind_keys()
+        self.measure.teardown()

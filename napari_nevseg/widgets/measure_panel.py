@@ -51,9 +51,17 @@ class MeasurePanel(QWidget):
         state.mask_edited.connect(lambda *_: self._timer.start())
         state.current_changed.connect(lambda *_: self._timer.start())
         state.project_changed.connect(self._on_project)
-        state.viewer.layers.selection.events.active.connect(lambda *_: self._timer.start())
+        state.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self.pixel_size.valueChanged.connect(self._on_pixel_size)
         self.export_btn.clicked.connect(self._choose_export)
+
+    def _on_active_layer(self, _event=None) -> None:
+        self._timer.start()
+
+    def teardown(self) -> None:
+        """Disconnect from the viewer, which outlives this panel when the dock is closed."""
+        self._timer.stop()
+        self.state.viewer.layers.selection.events.active.disconnect(self._on_active_layer)
 
     def pixel_size_mm(self) -> float | None:
         value = self.pixel_size.value()

@@ -40,7 +40,7 @@ class ModelsPanel(QWidget):
         self.import_btn.clicked.connect(self._choose_import)
         self.export_btn.clicked.connect(self._choose_export)
         state.project_changed.connect(self._on_project)
-        state.session_changed.connect(lambda *_: self.refresh())
+        state.session_changed.connect(self._on_session)
         state.busy_changed.connect(lambda *_: self._update_enabled())
         self.refresh()
 
@@ -50,6 +50,13 @@ class ModelsPanel(QWidget):
         registry = self.state.registry
         if registry is not None and self.state.session is not None and registry.active != self.state.session.version:
             self.use_version(registry.active)
+
+    def _on_session(self, session) -> None:
+        """The registry's active version follows the model that actually loaded."""
+        registry = self.state.registry
+        if registry is not None and session.version in registry.versions() and registry.active != session.version:
+            registry.set_active(session.version)
+        self.refresh()
 
     def refresh(self) -> None:
         registry = self.state.registry
@@ -115,8 +122,6 @@ class ModelsPanel(QWidget):
         registry = self.state.registry
         try:
             path = registry.path(version) if registry is not None else None
-            if registry is not None:
-                registry.set_active(version)
         except NevsegError as exc:
             show_error(str(exc))
             return

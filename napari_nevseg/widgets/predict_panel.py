@@ -5,9 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QGridLayout, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from napari_nevseg.widgets._layers import add_mask_layer, apply_mask_undoable, image_rgb, set_or_add_probability
+from napari_nevseg.widgets._layers import (
+    add_mask_layer,
+    apply_mask_undoable,
+    image_rgb,
+    set_or_add_probability,
+)
 
 if TYPE_CHECKING:
     from napari_nevseg.widgets._state import AppState

@@ -86,17 +86,26 @@ def test_paint_accept_writes_mask_and_state_and_reopen_restores(widget, project_
     w2.teardown()
 
 
+def _press(viewer, key: str) -> None:
+    from app_model.types import KeyBinding
+
+    viewer.keymap[KeyBinding.from_str(key)](viewer)
+
+
 def test_keys_navigate_and_accept(widget, project_dir, qtbot):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     viewer = widget.viewer
     order = widget.review.order()
     assert widget.state.current_stem == order[0]
-    viewer.keymap["N"](viewer)
+    _press(viewer, "N")
     assert widget.state.current_stem == order[1]
-    viewer.keymap["Shift-N"](viewer)
+    _press(viewer, "Shift+N")
     assert widget.state.current_stem == order[0]
-    viewer.keymap["Y"](viewer)
+    _press(viewer, "PageDown")
+    assert widget.state.current_stem == order[1]
+    _press(viewer, "PageUp")
+    _press(viewer, "Y")
     assert widget.state.project.records[order[0]].status.value == "accepted"
     assert widget.state.current_stem == order[1]
 

@@ -1,0 +1,49 @@
+"""Human in the loop on a small scale: fine-tuning on a few corrected masks of a new look
+(inverted colours, which the shipped model has never seen) makes the other images better.
+
+The full-scale version is scripts/hitl_experiment.py (person photos, colour-shifted PH2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from napari_nevseg.core.hitl import colour_shift, finetune_round, mean_dice
+from napari_nevseg.core.image_io import read_image, read_mask
+from napari_nevseg.core.session import ModelSession
+from napari_nevseg.core.training import TrainConfig
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def _samples(transform):
+    out = []
+    for path in sorted((SAMPLES / "images").glob("*.png")):
+        image = read_image(path)
+        out.append((path.stem, transform(image), read_mask(SAMPLES / "masks" / path.name, image.shape[:2])))
+    return out
+
+
+@pytest.mark.slow
+def test_finetuning_on_two_corrected_images_helps_the_others():
+    import torch
+
+    torch.set_num_threads(2)
+    session = ModelSession.load("default", "cpu")
+    samples = _samples(lambda im: 255 - im)
+    train, val, evaluation = samples[:2], samples[2:3], samples[3:]
+    config = TrainConfig(epochs=12, batch_size=2, lr=1e-3, patience=12, freeze_bn=False, device="cpu", seed=0)
+    report, result = finetune_round(session, train, val, evaluation, config)
+    assert report.dice_after > report.dice_before + 0.1, report
+    assert result.metadata["parent"] == "default"
+    # the session's own model was not changed by the fine-tune
+    assert mean_dice(session, evaluation) == pytest.approx(report.dice_before)
+
+
+def test_colour_shift_is_a_fixed_strong_change():
+    image = read_image(SAMPLES / "images" / "IMD003.png")
+    shifted = colour_shift(image)
+    assert shifted.shape == image.shape and shifted.dtype == image.dtype
+    assert abs(shifted.astype(int) - image).mean() > 20
+    assert (colour_shift(image) == shifted).all()

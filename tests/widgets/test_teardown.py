@@ -1,0 +1,107 @@
+"""Concurrency and teardown: no crash, no hung thread, no exception (issue: hostile input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.widgets.conftest import LONG, wait_idle
+
+
+@pytest.mark.slow
+def test_predict_while_finetuning(widget, project_dir, qtbot):
+    from napari_nevseg.core.image_io import read_mask
+    from napari_nevseg.widgets._layers import apply_mask_undoable
+    from tests.widgets.conftest import SAMPLES
+
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    for stem in ("IMD003", "IMD008"):
+        widget.review.show_stem(stem)
+        apply_mask_undoable(widget.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
+        widget.review.accept_current()
+    widget.finetune.epochs.setValue(2)
+    widget.finetune.start()
+    widget.viewer.open_sample("napari-nevseg", "IMD405")
+    widget.viewer.layers.selection.active = widget.viewer.layers["IMD405"]
+    widget.predict.predict_selected()
+    assert widget.state.is_busy("train") and widget.state.is_busy("predict")
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+    assert "IMD405 mask" in widget.viewer.layers
+    assert widget.state.registry.versions() == ["default", "v1"]
+
+
+def test_deleting_the_target_layer_while_predicting(widget, qtbot):
+    widget.viewer.open_sample("napari-nevseg", "IMD003")
+    image = widget.viewer.layers["IMD003"]
+    widget.viewer.layers.selection.active = image
+    widget.predict.predict_selected()
+    widget.viewer.layers.remove(image)
+    wait_idle(qtbot, widget)
+    assert "IMD003 mask" not in widget.viewer.layers
+
+
+def test_deleting_the_project_mask_layer_then_accepting(widget, project_dir, qtbot):
+    from napari.utils.notifications import notification_manager
+
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    widget.viewer.layers.remove(widget.state.mask_layer)
+    seen: list = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        widget.review.accept_current()
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+    assert any("deleted" in str(n.message) for n in seen)
+    widget.review.next_image()  # shows the next image with a fresh mask layer
+    assert widget.state.layer_in_viewer(widget.state.mask_layer)
+
+
+@pytest.mark.slow
+def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, project_dir, qtbot):
+    from napari_nevseg.core.image_io import read_mask
+    from napari_nevseg.widgets._layers import apply_mask_undoable
+    from napari_nevseg.widgets.main_widget import NevsegWidget
+    from tests.widgets.conftest import SAMPLES
+
+    viewer = make_napari_viewer()
+    w = NevsegWidget(viewer)
+    dock = viewer.window.add_dock_widget(w, name="NevSeg")
+    qtbot.waitUntil(lambda: w.state.session is not None, timeout=LONG)
+    w.open_project(project_dir)
+    qtbot.waitUntil(lambda: not w.state.is_busy(), timeout=LONG)
+    for stem in ("IMD003", "IMD008"):
+        w.review.show_stem(stem)
+        apply_mask_undoable(w.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
+        w.review.accept_current()
+    w.finetune.epochs.setValue(300)
+    w.finetune.start()
+    worker = w.finetune.worker
+    qtbot.waitUntil(lambda: len(w.finetune.plot.losses) > 0, timeout=LONG)
+    viewer.window.remove_dock_widget(dock)
+    w.teardown()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=LONG)
+    assert w.state.registry.versions() == ["default"]
+
+
+def test_two_viewers_each_with_a_widget(make_napari_viewer, qtbot):
+    from napari_nevseg.widgets.main_widget import NevsegWidget
+
+    widgets = []
+    for _ in range(2):
+        viewer = make_napari_viewer()
+        w = NevsegWidget(viewer)
+        viewer.window.add_dock_widget(w, name="NevSeg")
+        widgets.append(w)
+    for w in widgets:
+        qtbot.waitUntil(lambda w=w: w.state.session is not None and not w._workers, timeout=LONG)
+    assert widgets[0].state is not widgets[1].state
+    assert widgets[0].state.session is not widgets[1].state.session
+    for w in widgets:
+        w.viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="blank", rgb=True)
+        w.predict.predict_all_open()
+    for w in widgets:
+        wait_idle(qtbot, w)
+        assert "blank mask" in w.viewer.layers
+        w.teardown()
