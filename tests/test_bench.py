@@ -86,25 +86,6 @@ def test_bench_goes_on_without_monai(two_pairs, tiny_model_file, tmp_path, monke
     assert "finetune_step_s" not in report["models"]["nevseg"]  # no masks, no fine-tune
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_fast_clean_up_is_exact(seed):
-    """The bounding-box clean-up the pipeline runs gives exactly the whole-image clean-up."""
-    from scipy import ndimage
-
-    from napari_nevseg.core.inference import fast_clean_mask
-    from napari_nevseg.core.postprocess import Cleanup, clean_mask
-
-    rng = np.random.default_rng(seed)
-    h, w = rng.integers(20, 200, size=2)
-    noise = ndimage.gaussian_filter(rng.normal(size=(h, w)), rng.uniform(1, 6))
-    mask = noise > np.quantile(noise, rng.uniform(0.5, 0.98))
-    if seed % 2:
-        mask[: h // 3] = False  # a lesion away from the border
-    for cleanup in (Cleanup(), Cleanup(smooth=False), Cleanup(keep_largest=False), Cleanup(fill_holes=False),
-                    Cleanup.none(), Cleanup(smooth_sigma=0.03)):
-        np.testing.assert_array_equal(fast_clean_mask(mask, cleanup), clean_mask(mask, cleanup), err_msg=str(cleanup))
-
-
 def test_inference_copy_matches_the_model(tiny_session, make_blob):
     """BatchNorm folding and channels-last change the speed, not the float32 answer."""
     import torch

@@ -110,3 +110,37 @@ def test_each_step_can_be_switched_off(step):
         assert out[8, 8] and out[50, 50]
     else:
         assert out[8, 8] and not out[50, 50]
+
+
+def _whole_image_clean(mask, cleanup):
+    """The plain definition of the clean-up, on the whole image (the reference)."""
+    from scipy import ndimage
+
+    from napari_nevseg.core.postprocess import keep_largest_region, smooth_border
+
+    out = mask > 0
+    if cleanup.smooth:
+        out = smooth_border(out, cleanup.smooth_sigma)
+    if cleanup.keep_largest:
+        out = keep_largest_region(out)
+    if cleanup.fill_holes:
+        out = ndimage.binary_fill_holes(out)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bounding_box_clean_up_equals_the_whole_image_definition(seed):
+    """clean_mask works on the lesion's box for speed; it must give exactly the plain result."""
+    from scipy import ndimage
+
+    from napari_nevseg.core.postprocess import Cleanup, clean_mask
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(20, 200, size=2)
+    noise = ndimage.gaussian_filter(rng.normal(size=(h, w)), rng.uniform(1, 6))
+    mask = noise > np.quantile(noise, rng.uniform(0.5, 0.98))
+    if seed % 2:
+        mask[: h // 3] = False  # a lesion away from the border
+    for cleanup in (Cleanup(), Cleanup(smooth=False), Cleanup(keep_largest=False), Cleanup(fill_holes=False),
+                    Cleanup.none(), Cleanup(smooth_sigma=0.03)):
+        np.testing.assert_array_equal(clean_mask(mask, cleanup), _whole_image_clean(mask, cleanup), err_msg=str(cleanup))

@@ -32,9 +32,9 @@ from torch import nn
 
 from napari_nevseg.core.convert import to_rgb_uint8
 from napari_nevseg.core.data import resize_rgb
-from napari_nevseg.core.postprocess import Cleanup, keep_largest_region, smooth_border
+from napari_nevseg.core.postprocess import Cleanup, clean_mask
 
-__all__ = ["Prediction", "Predictor", "uncertainty", "fast_clean_mask", "fold_batchnorm", "cpu_has_bf16"]
+__all__ = ["Prediction", "Predictor", "uncertainty", "fold_batchnorm", "cpu_has_bf16"]
 
 log = logging.getLogger(__name__)
 
@@ -117,53 +117,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     walk(folded)
     return folded
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes`` (4-connected background) by one labelling pass."""
-    from skimage.measure import label
-
-    background = label(~mask, connectivity=1)
-    border = np.unique(np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]]))
-    outside = np.zeros(int(background.max()) + 1, dtype=bool)
-    outside[border] = True
-    outside[0] = True  # label 0 is the foreground itself
-    return mask | ~outside[background]
-
-
-def fast_clean_mask(mask: np.ndarray, cleanup: Cleanup = Cleanup()) -> np.ndarray:
-    """:func:`~napari_nevseg.core.postprocess.clean_mask`, run on the foreground's bounding box.
-
-    Exact: the box is widened by the smoothing radius (plus one pixel), so every pixel the
-    blur can turn on lies inside it and its edges are background; a background region that
-    touches an inner edge of the box reaches the image border outside it, so it is not a hole
-    either way; and every foreground region lies inside the box.
-    """
-    out = np.asarray(mask) > 0
-    if not (cleanup.smooth or cleanup.keep_largest or cleanup.fill_holes):
-        return out
-    rows = np.flatnonzero(out.any(axis=1))
-    if rows.size == 0:
-        return out
-    cols = np.flatnonzero(out.any(axis=0))
-    h, w = out.shape
-    diagonal = float(np.hypot(h, w))
-    sigma = cleanup.smooth_sigma * diagonal if cleanup.smooth else 0.0
-    radius = int(3.0 * sigma + 0.5) if sigma >= 0.5 else 0  # scipy's radius at truncate=3.0
-    margin = radius + 2
-    y0, y1 = max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)
-    x0, x1 = max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)
-    crop = out[y0:y1, x0:x1]
-    if cleanup.smooth and sigma >= 0.5:
-        # the blur's sigma is a fraction of the *image's* diagonal, not the box's
-        crop = smooth_border(crop, sigma / float(np.hypot(*crop.shape)))
-    if cleanup.keep_largest:
-        crop = keep_largest_region(crop)
-    if cleanup.fill_holes:
-        crop = _fill_holes(crop)
-    result = np.zeros_like(out)
-    result[y0:y1, x0:x1] = crop
-    return result
 
 
 class Predictor:
@@ -279,7 +232,7 @@ class Predictor:
         t = self.threshold if threshold is None else float(threshold)
         low = torch.as_tensor(low_res, dtype=torch.float32)
         full = F.interpolate(low[None, None], size=tuple(out_hw), mode="bilinear", align_corners=False)[0, 0]
-        mask = fast_clean_mask((full > t).numpy(), cleanup)
+        mask = clean_mask((full > t).numpy(), cleanup)
         prob = full.numpy() if return_probability else None
         return Prediction(mask, prob, low.numpy(), uncertainty(low, t))
 
@@ -319,11 +272,11 @@ class Predictor:
             yield from self._run(pending, batch_size, threshold, cleanup, return_probability, on_fallback)
 
     def _run(self, batch, batch_size, threshold, cleanup, return_probability, on_fallback):
-        lows = self._low_res_with_fallback(batch, on_fallback)
+        lows = self.low_res_with_fallback(batch, on_fallback)
         for rgb, low in zip(batch, lows, strict=True):
             yield self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability)
 
-    def _low_res_with_fallback(self, batch: list[np.ndarray], on_fallback) -> list[torch.Tensor]:
+    def low_res_with_fallback(self, batch: list[np.ndarray], on_fallback) -> list[torch.Tensor]:
         try:
             return list(self.low_res_probabilities(batch))
         except torch.OutOfMemoryError:
@@ -332,7 +285,7 @@ class Predictor:
                 half = len(batch) // 2
                 if on_fallback:
                     on_fallback(f"GPU memory is short: predicting {half} images at a time")
-                return self._low_res_with_fallback(batch[:half], on_fallback) + self._low_res_with_fallback(
+                return self.low_res_with_fallback(batch[:half], on_fallback) + self.low_res_with_fallback(
                     batch[half:], on_fallback
                 )
             if on_fallback:

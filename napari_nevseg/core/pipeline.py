@@ -92,6 +92,34 @@ def _read(path: Path) -> list[np.ndarray] | NevsegError:
         return exc
 
 
+def _decode_ahead(pool: ThreadPoolExecutor, files: Sequence[Path], ahead: int) -> Iterator[list[np.ndarray] | NevsegError]:
+    """Decoded files in order, at most ``ahead`` in flight: folders of huge files still fit."""
+    pending: deque = deque()
+    for path in files:
+        pending.append(pool.submit(_read, path))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _chunks(items: Iterator[tuple], planes_per_chunk: int, max_pixels: int = 40_000_000) -> Iterator[list[tuple]]:
+    """Group (path, stem, planes) items into chunks of about ``planes_per_chunk`` planes, or
+    fewer when they are large (``max_pixels``), so memory stays bounded."""
+    chunk: list[tuple] = []
+    count = pixels = 0
+    for item in items:
+        chunk.append(item)
+        if not isinstance(item[2], NevsegError):
+            count += len(item[2])
+            pixels += sum(plane.shape[0] * plane.shape[1] for plane in item[2])
+        if count >= planes_per_chunk or pixels >= max_pixels:
+            yield chunk
+            chunk, count, pixels = [], 0, 0
+    if chunk:
+        yield chunk
+
+
 def predict_files(
     files: Sequence[Path],
     out_dir: Path,
@@ -102,46 +130,53 @@ def predict_files(
     overlays: bool = False,
     workers: int = 2,
     on_fallback: Callable[[str], None] | None = None,
+    batch_size: int = 8,
 ) -> Iterator[FileResult]:
     """Predict each file and write ``out_dir/<stem>.png`` (0/255, the image's size).
 
+    Three stages overlap: a thread pool decodes the next files; the network runs on batches of
+    ``batch_size`` planes taken across files; the pool upsamples, cleans and writes each mask.
     Multi-plane files give ``<stem>_z000.png`` ... per plane. Files that cannot be read give a
-    :class:`FileResult` with ``error`` set; the others go on.
+    :class:`FileResult` with ``error`` set; the others go on. Results come in input order.
     """
     out_dir = Path(out_dir)
     _make_out_dir(out_dir)
     stems = _unique_stems(files)
-    ahead = max(1, workers) + 1  # decoded images held at once: bounded, so folders of huge files fit
+    predictor = session.predictor
+
+    def finish(name: str, plane: np.ndarray, low) -> tuple[list[Path], float, float]:
+        pred = predictor.finish(low, plane.shape[:2], threshold, cleanup, probabilities)
+        outputs = [write_mask_png(out_dir / f"{name}.png", pred.mask)]
+        if probabilities and pred.probability is not None:
+            prob8 = np.round(pred.probability * 255).astype(np.uint8)
+            outputs.append(atomic_write_bytes(out_dir / f"{name}_prob.png", encode_png(prob8)))
+        if overlays:
+            outputs.append(atomic_write_bytes(out_dir / f"{name}_overlay.png", encode_png(outline_overlay(plane, pred.mask))))
+        return outputs, float(pred.mask.mean()), pred.uncertainty
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque = deque()
-        queue = iter(files)
-
-        def decoded() -> Iterator[list[np.ndarray] | NevsegError]:
-            for path in queue:
-                pending.append(pool.submit(_read, path))
-                if len(pending) >= ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-
-        for path, stem, planes in zip(files, stems, decoded(), strict=True):
-            if isinstance(planes, NevsegError):
-                yield FileResult(path, error=str(planes))
-                continue
-            names = [stem] if len(planes) == 1 else [f"{stem}_z{i:03d}" for i in range(len(planes))]
-            outputs: list[Path] = []
-            fractions, uncertainties = [], []
-            with session.lock:  # planes one batch at a time: a 512-plane stack never holds 512 full-size maps
-                preds = session.predictor.predict_many(planes, 8, threshold, cleanup, probabilities, on_fallback)
-                for name, plane, pred in zip(names, planes, preds, strict=True):
-                    outputs.append(write_mask_png(out_dir / f"{name}.png", pred.mask))
-                    if probabilities and pred.probability is not None:
-                        prob8 = np.round(pred.probability * 255).astype(np.uint8)
-                        outputs.append(atomic_write_bytes(out_dir / f"{name}_prob.png", encode_png(prob8)))
-                    if overlays:
-                        over = outline_overlay(plane, pred.mask)
-                        outputs.append(atomic_write_bytes(out_dir / f"{name}_overlay.png", encode_png(over)))
-                    fractions.append(float(pred.mask.mean()))
-                    uncertainties.append(pred.uncertainty)
-            yield FileResult(path, tuple(outputs), None, float(np.mean(fractions)), float(np.mean(uncertainties)))
-
+        items = zip(files, stems, _decode_ahead(pool, files, max(1, workers) + 1), strict=True)
+        for chunk in _chunks(items, batch_size):
+            jobs = []  # (file index in chunk, name, plane)
+            for index, (_, stem, planes) in enumerate(chunk):
+                if isinstance(planes, NevsegError):
+                    continue
+                names = [stem] if len(planes) == 1 else [f"{stem}_z{i:03d}" for i in range(len(planes))]
+                jobs += [(index, name, plane) for name, plane in zip(names, planes, strict=True)]
+            lows: list = []
+            with session.lock:
+                for start in range(0, len(jobs), batch_size):
+                    batch = [plane for _, _, plane in jobs[start : start + batch_size]]
+                    lows += predictor.low_res_with_fallback(batch, on_fallback)
+            finished = [pool.submit(finish, name, plane, low) for (_, name, plane), low in zip(jobs, lows, strict=True)]
+            per_file: dict[int, list] = {}
+            for (index, _, _), future in zip(jobs, finished, strict=True):
+                per_file.setdefault(index, []).append(future.result())
+            for index, (path, _, planes) in enumerate(chunk):
+                if isinstance(planes, NevsegError):
+                    yield FileResult(path, error=str(planes))
+                    continue
+                results = per_file[index]
+                outputs = tuple(p for r in results for p in r[0])
+                yield FileResult(path, outputs, None, float(np.mean([r[1] for r in results])),
+                                 float(np.mean([r[2] for r in results])))
