@@ -33,8 +33,9 @@ def _add_predict(sub) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model from scratch or fine-tune one",
                        description="Train on images/masks pairs (same stems) and write one model file.")
-    p.add_argument("--images", required=True, type=Path)
-    p.add_argument("--masks", required=True, type=Path)
+    p.add_argument("--images", required=True, type=Path,
+                   help="folder of images, or the original PH2 tree (IMDxxx/IMDxxx_Dermoscopic_Image/...)")
+    p.add_argument("--masks", type=Path, help="folder of masks with the images' names (omit for a PH2 tree)")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--init", default="default", help="'default', a model file, or 'none' (from scratch)")
     p.add_argument("--arch", default="unet", choices=("unet", "segnet"))

@@ -61,11 +61,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     from napari_nevseg.core.augment import AugmentConfig
     from napari_nevseg.core.checkpoint import load_model, save_model
-    from napari_nevseg.core.data import find_pairs
+    from napari_nevseg.core.data import find_pairs, find_ph2_pairs
     from napari_nevseg.core.session import resolve_model_path
     from napari_nevseg.core.training import TrainConfig, load_training_set, train
 
-    pairs = find_pairs(args.images, args.masks)
+    pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
     train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
     init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
     work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)

@@ -242,10 +242,14 @@ class Predictor:
         threshold: float | None = None,
         cleanup: Cleanup = Cleanup(),
         return_probability: bool = False,
+        on_fallback: Callable[[str], None] | None = None,
     ) -> Prediction:
-        """Full-size mask of one image (any size, grey or colour, any pixel type)."""
+        """Full-size mask of one image (any size, grey or colour, any pixel type).
+
+        A GPU out-of-memory error moves the model to the CPU and tells ``on_fallback``.
+        """
         rgb = to_rgb_uint8(image)
-        low = self.low_res_probabilities([rgb])[0]
+        low = self.low_res_with_fallback([rgb], on_fallback)[0]
         return self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability)
 
     def predict_many(
@@ -276,7 +280,9 @@ class Predictor:
         for rgb, low in zip(batch, lows, strict=True):
             yield self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability)
 
-    def low_res_with_fallback(self, batch: list[np.ndarray], on_fallback) -> list[torch.Tensor]:
+    def low_res_with_fallback(self, batch: list[np.ndarray], on_fallback=None) -> list[torch.Tensor]:
+        """:meth:`low_res_probabilities`, halving the batch, then using the CPU, when the GPU
+        runs out of memory; ``on_fallback`` receives a sentence for the user each time."""
         try:
             return list(self.low_res_probabilities(batch))
         except torch.OutOfMemoryError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,17 @@ class ModelSession:
     def device(self) -> torch.device:
         return self.predictor.device
 
-    def predict(self, image: np.ndarray, threshold: float | None = None, cleanup: Cleanup = Cleanup(), return_probability: bool = False) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        threshold: float | None = None,
+        cleanup: Cleanup = Cleanup(),
+        return_probability: bool = False,
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> Prediction:
         """Thread-safe :meth:`Predictor.predict`."""
         with self.lock:
-            return self.predictor.predict(image, threshold, cleanup, return_probability)
+            return self.predictor.predict(image, threshold, cleanup, return_probability, on_fallback)
 
     def cpu_copy(self) -> tuple[nn.Module, dict[str, Any]]:
         """A CPU copy of the model and its metadata, the starting point of a fine-tune."""

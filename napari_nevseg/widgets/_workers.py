@@ -22,6 +22,7 @@ class Predicted:
     uncertainty: float = float("nan")
     version: str = ""
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def load_session(spec: str, device: str = "auto"):
@@ -49,8 +50,10 @@ class LoadFailed:
 def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, cleanup, probability: bool) -> Iterator[Predicted]:
     """Predict images already in memory (copies taken on the main thread)."""
     for key, rgb in jobs:
-        pred = session.predict(rgb, threshold, cleanup, probability)
-        yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.low_res_probability, pred.uncertainty, session.version)
+        notes: list[str] = []
+        pred = session.predict(rgb, threshold, cleanup, probability, notes.append)
+        yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.low_res_probability,
+                        pred.uncertainty, session.version, notes=tuple(notes))
 
 
 def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
@@ -64,5 +67,7 @@ def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold
         except NevsegError as exc:
             yield Predicted(stem, (0, 0), error=str(exc))
             continue
-        pred = session.predict(rgb, threshold, cleanup, False)
-        yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.low_res_probability, pred.uncertainty, session.version)
+        notes: list[str] = []
+        pred = session.predict(rgb, threshold, cleanup, False, notes.append)
+        yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.low_res_probability, pred.uncertainty,
+                        session.version, notes=tuple(notes))

@@ -170,8 +170,10 @@ class PredictPanel(QWidget):
 
     def _on_predicted(self, result: Predicted) -> None:
         from napari.layers import Image
-        from napari.utils.notifications import show_error
+        from napari.utils.notifications import show_error, show_warning
 
+        for note in result.notes:
+            show_warning(note)
         if result.error:
             show_error(result.error)
             return
