@@ -136,23 +136,23 @@ def test_cleanup_is_undoable(widget, project_dir, qtbot):
 
 
 def test_threshold_and_cleanup_controls_change_the_prediction(widget, project_dir, qtbot):
-    widget.viewer.open_sample("napari-nevseg", "IMD085")
-    image = widget.viewer.layers["IMD085"]
+    widget.viewer.open_sample("napari-nevseg", "IMD405")
+    image = widget.viewer.layers["IMD405"]
     widget.viewer.layers.selection.active = image
     widget.predict.threshold.setValue(0.5)
     widget.predict.predict_selected()
     wait_idle(qtbot, widget)
-    labels = widget.viewer.layers["IMD085 mask"]
+    labels = widget.viewer.layers["IMD405 mask"]
     at_half = (labels.data > 0).sum()
-    reference = widget.viewer.layers["IMD085 reference"].data > 0
+    reference = widget.viewer.layers["IMD405 reference"].data > 0
     from napari_nevseg.core.metrics import dice
 
-    assert dice(labels.data > 0, reference) > 0.85  # the shipped model on an image it never saw
+    assert dice(labels.data > 0, reference) > 0.9  # the shipped model on an image it never saw
     widget.predict.threshold.setValue(0.9)
     widget.viewer.layers.selection.active = image
     widget.predict.predict_selected()
     wait_idle(qtbot, widget)
-    assert widget.viewer.layers["IMD085 mask"] is labels  # the same layer is updated
+    assert widget.viewer.layers["IMD405 mask"] is labels  # the same layer is updated
     assert (labels.data > 0).sum() < at_half
     labels.undo()  # the update is one undo step
     assert (labels.data > 0).sum() == at_half
@@ -182,7 +182,8 @@ def test_measurements_follow_edits_and_export_csv(widget, project_dir, qtbot, tm
     qtbot.waitUntil(lambda: widget.measure.values["area"].text().split()[0] != f"{values['area_px']:.4g}", timeout=5000)
     widget.review.accept_current()
     out = widget.measure.export_csv(tmp_path / "m.csv")
-    rows = list(csv.DictReader(out.open()))
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert len(rows) == 4
     assert {r["status"] for r in rows} >= {"corrected", "predicted"}
     assert all(float(r["area_px"]) > 0 for r in rows)
