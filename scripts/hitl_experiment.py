@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--unfreeze-bn", action="store_true", help="let BatchNorm statistics adapt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-largest", action="store_true", help="person masks: keep only the largest region")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -50,7 +51,7 @@ def main() -> int:
     if args.experiment == "person":
         pairs = find_pairs(args.data / "human_seg" / "images", args.data / "human_seg" / "masks")
         samples = [(p.stem, *load_pair(p)) for p in pairs]
-        cleanup = Cleanup(keep_largest=False, fill_holes=True, smooth=True)
+        cleanup = Cleanup(keep_largest=args.keep_largest, fill_holes=True, smooth=True)
     else:
         held_out = set(session.meta.get("training", {}).get("test_images") or [])
         pairs = [p for p in find_pairs(args.data / "ph2" / "images", args.data / "ph2" / "masks") if p.stem in held_out]

@@ -47,7 +47,7 @@ def main() -> None:
     widget.open_project(root)
     wait(lambda: not widget.state.is_busy())
     widget.review.sort_combo.setCurrentText("uncertainty (least certain first)")
-    widget.review.show_stem("IMD085")
+    widget.review.show_stem("IMD405")
     widget.state.mask_layer.contour = 3
     widget.state.mask_layer.opacity = 0.9
     widget.measure.pixel_size.setValue(0.0105)
