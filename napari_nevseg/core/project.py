@@ -297,7 +297,11 @@ class Project:
         for record in self.records.values():
             if record.status.reviewed and record.dice_prediction_vs_final is not None and record.model_version:
                 groups.setdefault(record.model_version, []).append(record.dice_prediction_vs_final)
-        return {k: float(np.mean(v)) for k, v in groups.items()}
+        def order(version: str) -> tuple:
+            number = version[1:]
+            return (version != "default", int(number) if number.isdigit() else float("inf"), version)
+
+        return {k: float(np.mean(groups[k])) for k in sorted(groups, key=order)}
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

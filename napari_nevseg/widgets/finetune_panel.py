@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_nevseg.widgets._plot import LivePlot
+from napari_nevseg.widgets._plot import CorrectionsPlot, LivePlot
 
 if TYPE_CHECKING:
     from napari_nevseg.widgets._state import AppState
@@ -59,6 +59,7 @@ class FinetunePanel(QWidget):
         self.plot = LivePlot()
         self.rounds_label = QLabel("")
         self.rounds_label.setWordWrap(True)
+        self.rounds_plot = CorrectionsPlot()
 
         form = QFormLayout()
         form.addRow("max epochs", self.epochs)
@@ -79,6 +80,7 @@ class FinetunePanel(QWidget):
         layout.addWidget(self.repredict_btn)
         layout.addWidget(QLabel("<b>Corrections needed, per model version</b> (mean Dice of prediction vs final mask):"))
         layout.addWidget(self.rounds_label)
+        layout.addWidget(self.rounds_plot)
         layout.addStretch(1)
 
         self.start_btn.clicked.connect(self.start)
@@ -139,6 +141,7 @@ class FinetunePanel(QWidget):
             self.rounds_label.setText(
                 " · ".join(f"{v}: {d:.3f}" for v, d in by_version.items()) or "no reviewed predictions yet"
             )
+            self.rounds_plot.set_values(by_version)
         self._update_enabled()
 
     def _update_enabled(self, *_) -> None:

@@ -40,3 +40,13 @@ def widget(make_napari_viewer, qtbot):
 def wait_idle(qtbot, w, timeout: int = LONG) -> None:
     """Let every worker of the widget finish (tests must not end with a thread running)."""
     qtbot.waitUntil(lambda: not w.state.is_busy() and not w._workers, timeout=timeout)
+
+
+def correct_with_reference(w, stem: str) -> None:
+    """Play the annotator: replace the mask on screen by the expert mask of ``stem``, accept."""
+    from napari_nevseg.core.image_io import read_mask
+    from napari_nevseg.widgets._layers import apply_mask_undoable
+
+    w.review.show_stem(stem)
+    apply_mask_undoable(w.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
+    w.review.accept_current()

@@ -7,24 +7,14 @@ import pytest
 
 from napari_nevseg.core.image_io import read_mask
 from napari_nevseg.core.metrics import dice
-from tests.widgets.conftest import LONG, SAMPLES, wait_idle
-
-
-def _correct_with_reference(widget, stem: str) -> None:
-    """Play the annotator: replace the prediction on screen by the expert mask, then accept."""
-    from napari_nevseg.widgets._layers import apply_mask_undoable
-
-    widget.review.show_stem(stem)
-    reference = read_mask(SAMPLES / "masks" / f"{stem}.png")
-    apply_mask_undoable(widget.state.mask_layer, reference)
-    widget.review.accept_current()
+from tests.widgets.conftest import LONG, SAMPLES, correct_with_reference, wait_idle
 
 
 def _review_three(widget, project_dir, qtbot) -> None:
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     for stem in ("IMD003", "IMD008", "IMD085"):
-        _correct_with_reference(widget, stem)
+        correct_with_reference(widget, stem)
 
 
 @pytest.mark.slow
@@ -65,6 +55,10 @@ def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbo
     assert dice(predicted, read_mask(SAMPLES / "masks" / "IMD405.png")) > 0.8
     # reviewed masks were not touched by the re-prediction
     assert project.records["IMD003"].status.value == "corrected"
+    # reviewing what v1 predicted adds its bar to the corrections-per-version plot
+    correct_with_reference(widget, "IMD405")
+    assert list(widget.finetune.rounds_plot.values) == ["default", "v1"]
+    assert widget.finetune.rounds_plot.values["v1"] == project.records["IMD405"].dice_prediction_vs_final
 
 
 @pytest.mark.slow
@@ -97,7 +91,7 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
     assert widget.state.session.version == "default"
     assert widget.state.registry.active == "default"
     # one more reviewed image, a second round: the old pool is kept, nothing reshuffled
-    _correct_with_reference(widget, "IMD405")
+    correct_with_reference(widget, "IMD405")
     widget.finetune.start()
     wait_idle(qtbot, widget, timeout=4 * LONG)
     assert widget.state.project.validation[: len(pool)] == pool

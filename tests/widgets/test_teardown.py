@@ -5,21 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.widgets.conftest import LONG, wait_idle
+from tests.widgets.conftest import LONG, correct_with_reference, wait_idle
 
 
 @pytest.mark.slow
 def test_predict_while_finetuning(widget, project_dir, qtbot):
-    from napari_nevseg.core.image_io import read_mask
-    from napari_nevseg.widgets._layers import apply_mask_undoable
-    from tests.widgets.conftest import SAMPLES
-
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     for stem in ("IMD003", "IMD008"):
-        widget.review.show_stem(stem)
-        apply_mask_undoable(widget.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
-        widget.review.accept_current()
+        correct_with_reference(widget, stem)
     widget.finetune.epochs.setValue(2)
     widget.finetune.start()
     widget.viewer.open_sample("napari-nevseg", "IMD405")
@@ -60,10 +54,7 @@ def test_deleting_the_project_mask_layer_then_accepting(widget, project_dir, qtb
 
 @pytest.mark.slow
 def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, project_dir, qtbot):
-    from napari_nevseg.core.image_io import read_mask
-    from napari_nevseg.widgets._layers import apply_mask_undoable
     from napari_nevseg.widgets.main_widget import NevsegWidget
-    from tests.widgets.conftest import SAMPLES
 
     viewer = make_napari_viewer()
     w = NevsegWidget(viewer)
@@ -72,9 +63,7 @@ def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, pr
     w.open_project(project_dir)
     qtbot.waitUntil(lambda: not w.state.is_busy(), timeout=LONG)
     for stem in ("IMD003", "IMD008"):
-        w.review.show_stem(stem)
-        apply_mask_undoable(w.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
-        w.review.accept_current()
+        correct_with_reference(w, stem)
     w.finetune.epochs.setValue(300)
     w.finetune.start()
     worker = w.finetune.worker
