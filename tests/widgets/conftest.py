@@ -37,6 +37,21 @@ def widget(make_napari_viewer, qtbot):
     w.teardown()
 
 
+@pytest.fixture
+def notifications():
+    """The text of every napari notification shown during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def record(notification) -> None:
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
 def wait_idle(qtbot, w, timeout: int = LONG) -> None:
     """Let every worker of the widget finish (tests must not end with a thread running)."""
     qtbot.waitUntil(lambda: not w.state.is_busy() and not w._workers, timeout=timeout)

@@ -7,21 +7,14 @@ import numpy as np
 from tests.widgets.conftest import SAMPLES, wait_idle
 
 
-def test_broken_files_in_a_project(widget, project_dir, qtbot):
-    from napari.utils.notifications import notification_manager
-
+def test_broken_files_in_a_project(widget, project_dir, qtbot, notifications):
     good = (SAMPLES / "images" / "IMD003.png").read_bytes()
     (project_dir / "images" / "truncated.png").write_bytes(good[: len(good) // 3])
     (project_dir / "images" / "notes.png").write_text("not an image at all")
-    seen: list = []
-    notification_manager.notification_ready.connect(seen.append)
-    try:
-        assert widget.open_project(project_dir)
-        wait_idle(qtbot, widget)
-        widget.review.show_stem("truncated")
-    finally:
-        notification_manager.notification_ready.disconnect(seen.append)
-    messages = " | ".join(str(n.message) for n in seen)
+    assert widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    widget.review.show_stem("truncated")
+    messages = " | ".join(notifications)
     assert "truncated.png could not be decoded" in messages and "notes.png is not an image" in messages
     records = widget.state.project.records
     assert {records[s].status.value for s in ("IMD003", "IMD008", "IMD085", "IMD405")} == {"predicted"}
@@ -38,16 +31,9 @@ def test_grey_16bit_layer_is_predicted(widget, qtbot):
     assert widget.viewer.layers["grey16 mask"].data.shape == (120, 160)
 
 
-def test_a_stack_layer_gets_a_clear_message(widget):
-    from napari.utils.notifications import notification_manager
-
+def test_a_stack_layer_gets_a_clear_message(widget, notifications):
     layer = widget.viewer.add_image(np.zeros((3, 40, 50), np.uint8), name="stack")
     widget.viewer.layers.selection.active = layer
-    seen: list = []
-    notification_manager.notification_ready.connect(seen.append)
-    try:
-        widget.predict.predict_selected()
-    finally:
-        notification_manager.notification_ready.disconnect(seen.append)
-    assert any("stack of 3 planes" in str(n.message) for n in seen)
+    widget.predict.predict_selected()
+    assert any("stack of 3 planes" in message for message in notifications)
     assert not widget.state.is_busy("predict")

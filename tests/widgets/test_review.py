@@ -12,14 +12,6 @@ from napari_nevseg.core.image_io import read_mask
 from tests.widgets.conftest import LONG, wait_idle
 
 
-def _notifications():
-    from napari.utils.notifications import notification_manager
-
-    seen: list = []
-    notification_manager.notification_ready.connect(seen.append)
-    return seen, lambda: notification_manager.notification_ready.disconnect(seen.append)
-
-
 def test_open_project_predicts_every_image_and_shows_the_first(widget, project_dir, qtbot):
     assert widget.open_project(project_dir)
     wait_idle(qtbot, widget)
@@ -191,22 +183,18 @@ def test_measurements_follow_edits_and_export_csv(widget, project_dir, qtbot, tm
 
 
 @pytest.mark.parametrize("case", ["nothing_selected", "not_a_project", "labels_selected"])
-def test_bad_input_gives_a_notification_not_a_traceback(widget, tmp_path, case):
-    seen, stop = _notifications()
-    try:
-        if case == "nothing_selected":
-            widget.viewer.layers.selection.clear()
-            widget.predict.predict_selected()
-            expected = "select an image layer"
-        elif case == "not_a_project":
-            (tmp_path / "empty").mkdir()
-            assert not widget.open_project(tmp_path / "empty")
-            expected = "no images/ folder"
-        else:
-            widget.viewer.add_labels(np.zeros((10, 10), np.uint8), name="lonely")
-            widget.predict.predict_selected()
-            expected = "not an image layer"
-    finally:
-        stop()
-    assert any(expected in str(n.message) for n in seen), [str(n.message) for n in seen]
+def test_bad_input_gives_a_notification_not_a_traceback(widget, tmp_path, case, notifications):
+    if case == "nothing_selected":
+        widget.viewer.layers.selection.clear()
+        widget.predict.predict_selected()
+        expected = "select an image layer"
+    elif case == "not_a_project":
+        (tmp_path / "empty").mkdir()
+        assert not widget.open_project(tmp_path / "empty")
+        expected = "no images/ folder"
+    else:
+        widget.viewer.add_labels(np.zeros((10, 10), np.uint8), name="lonely")
+        widget.predict.predict_selected()
+        expected = "not an image layer"
+    assert any(expected in message for message in notifications), notifications
     assert widget.state.session is not None

@@ -35,19 +35,12 @@ def test_deleting_the_target_layer_while_predicting(widget, qtbot):
     assert "IMD003 mask" not in widget.viewer.layers
 
 
-def test_deleting_the_project_mask_layer_then_accepting(widget, project_dir, qtbot):
-    from napari.utils.notifications import notification_manager
-
+def test_deleting_the_project_mask_layer_then_accepting(widget, project_dir, qtbot, notifications):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     widget.viewer.layers.remove(widget.state.mask_layer)
-    seen: list = []
-    notification_manager.notification_ready.connect(seen.append)
-    try:
-        widget.review.accept_current()
-    finally:
-        notification_manager.notification_ready.disconnect(seen.append)
-    assert any("deleted" in str(n.message) for n in seen)
+    widget.review.accept_current()
+    assert any("deleted" in message for message in notifications)
     widget.review.next_image()  # shows the next image with a fresh mask layer
     assert widget.state.layer_in_viewer(widget.state.mask_layer)
 
