@@ -40,7 +40,6 @@ class AppState:
         self.image_layer: Image | None = None
         self.mask_layer: Labels | None = None
         self.baseline: np.ndarray | None = None
-        self.low_res: dict[str, np.ndarray] = {}
         self._labels_for: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._busy: set[str] = set()
 
@@ -68,6 +67,15 @@ class AppState:
 
     def layer_in_viewer(self, layer: Any) -> bool:
         return layer is not None and layer in self.viewer.layers
+
+    def active_mask_layer(self) -> Labels | None:
+        """The selected Labels layer, else the current project mask (what tools act on)."""
+        from napari.layers import Labels
+
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Labels):
+            return active
+        return self.mask_layer if self.layer_in_viewer(self.mask_layer) else None
 
     def current_mask(self) -> np.ndarray | None:
         """A copy of the mask on screen for the current project image (main thread)."""

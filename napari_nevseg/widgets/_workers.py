@@ -18,7 +18,6 @@ class Predicted:
     shape: tuple[int, int]
     mask: np.ndarray | None = None
     probability: np.ndarray | None = None
-    low_res: np.ndarray | None = None
     uncertainty: float = float("nan")
     version: str = ""
     error: str | None = None
@@ -52,8 +51,8 @@ def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, c
     for key, rgb in jobs:
         notes: list[str] = []
         pred = session.predict(rgb, threshold, cleanup, probability, notes.append)
-        yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.low_res_probability,
-                        pred.uncertainty, session.version, notes=tuple(notes))
+        yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.uncertainty,
+                        session.version, notes=tuple(notes))
 
 
 def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
@@ -69,5 +68,5 @@ def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold
             continue
         notes: list[str] = []
         pred = session.predict(rgb, threshold, cleanup, False, notes.append)
-        yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.low_res_probability, pred.uncertainty,
-                        session.version, notes=tuple(notes))
+        yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.uncertainty, session.version,
+                        notes=tuple(notes))

@@ -8,7 +8,6 @@ import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 if TYPE_CHECKING:
-    from napari.layers import Labels
 
     from napari_nevseg.widgets._state import AppState
 
@@ -36,15 +35,6 @@ class CleanupPanel(QWidget):
         self.holes_btn.clicked.connect(lambda: self.apply("fill_holes"))
         self.smooth_btn.clicked.connect(lambda: self.apply("smooth"))
 
-    def target(self) -> Labels | None:
-        """The selected Labels layer, else the current project mask."""
-        from napari.layers import Labels
-
-        active = self.state.viewer.layers.selection.active
-        if isinstance(active, Labels):
-            return active
-        return self.state.mask_layer if self.state.layer_in_viewer(self.state.mask_layer) else None
-
     def apply(self, step: str) -> bool:
         """Run one clean-up step on the target layer as a single undoable edit."""
         from napari.utils.notifications import show_error, show_info
@@ -52,7 +42,7 @@ class CleanupPanel(QWidget):
         from napari_nevseg.core import postprocess
         from napari_nevseg.widgets._layers import apply_mask_undoable
 
-        labels = self.target()
+        labels = self.state.active_mask_layer()
         if labels is None:
             show_error("select a Labels layer (a mask) to clean up")
             return False

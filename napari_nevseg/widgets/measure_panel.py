@@ -76,19 +76,11 @@ class MeasurePanel(QWidget):
             self.state.project.save()
         self._timer.start()
 
-    def _mask_layer(self):
-        from napari.layers import Labels
-
-        active = self.state.viewer.layers.selection.active
-        if isinstance(active, Labels):
-            return active
-        return self.state.mask_layer if self.state.layer_in_viewer(self.state.mask_layer) else None
-
     def update_measurements(self) -> dict | None:
         """Recompute from the layer on screen; returns the values shown (None: no lesion)."""
         from napari_nevseg.core.measure import measure_lesion
 
-        layer = self._mask_layer()
+        layer = self.state.active_mask_layer()
         data = None if layer is None else np.asarray(layer.data)
         if data is None or data.ndim != 2:
             self.title.setText("select a 2-D mask layer")

@@ -187,7 +187,6 @@ class PredictPanel(QWidget):
         viewer = self.state.viewer
         if image_layer not in viewer.layers:
             return  # the image was closed while predicting: nothing to update
-        self.state.low_res[image_layer.name] = result.low_res
         labels = self.state.labels_for(image_layer)
         if labels is not None and labels.data.shape == result.mask.shape:
             apply_mask_undoable(labels, result.mask)
@@ -206,14 +205,6 @@ class PredictPanel(QWidget):
         if project is None or result.key not in project.records:
             return
         project.record_prediction(result.key, result.mask, result.version, result.uncertainty)
-        self.state.low_res[result.key] = result.low_res
         if self.review is not None and result.key == self.state.current_stem:
             self.review.prediction_shown(result)
         self.state.records_changed.emit()
-
-    def reapply(self, labels, low_res, shape) -> None:
-        """Re-threshold and clean a cached probability map into ``labels`` (one undo step)."""
-        if self.state.session is None:
-            return
-        pred = self.state.session.predictor.finish(low_res, shape, self.threshold.value(), self.cleanup())
-        apply_mask_undoable(labels, pred.mask)
