@@ -30,6 +30,11 @@ def load_session(spec: str, device: str = "auto"):
     Returns the session, or a :class:`LoadFailed` that says why the model cannot be used (the
     widget shows it as a one-line notification, not a traceback).
     """
+    # Import what predictions and measurements use here, once, before any other worker can
+    # run: two threads importing scipy.spatial for the first time at once can fail with a
+    # circular-import error (seen with a predict worker and the measure panel).
+    import napari_nevseg.core.measure  # noqa: F401
+    import napari_nevseg.core.postprocess  # noqa: F401
     from napari_nevseg.core.errors import NevsegError
     from napari_nevseg.core.session import ModelSession
 
