@@ -38,10 +38,14 @@ def _add_train(sub) -> None:
     p.add_argument("--masks", type=Path, help="folder of masks with the images' names (omit for a PH2 tree)")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--init", default="default", help="'default', a model file, or 'none' (from scratch)")
-    p.add_argument("--arch", default="unet", choices=("unet", "segnet"))
-    p.add_argument("--width", type=int, default=16, help="U-Net channels at full resolution")
-    p.add_argument("--depth", type=int, default=4, help="U-Net downsamplings")
-    p.add_argument("--norm", default="batch", choices=("batch", "group"))
+    p.add_argument("--arch", default="resunet", choices=("resunet", "unet", "segnet"),
+                   help="network when training from scratch (default: resunet, the default model's)")
+    p.add_argument("--channels", default="16,32,64,128,256",
+                   help="resunet: widths of the stride-2 stages, the last is the bottleneck")
+    p.add_argument("--width", type=int, default=16, help="unet: channels at full resolution")
+    p.add_argument("--depth", type=int, default=4, help="unet: downsamplings")
+    p.add_argument("--norm", default=None, choices=("batch", "group", "instance"),
+                   help="normalisation (default: instance for resunet, batch otherwise)")
     p.add_argument("--work-size", default="256x192", help="working resolution WxH (from scratch)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=8)

@@ -21,6 +21,21 @@ def _parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _arch_params(args: argparse.Namespace) -> dict:
+    """Constructor arguments of the network ``nevseg train --arch ...`` builds from scratch."""
+    if args.arch == "resunet":
+        try:
+            channels = [int(c) for c in args.channels.split(",")]
+        except ValueError:
+            raise NevsegError(f"--channels {args.channels!r} must look like 16,32,64,128,256") from None
+        if len(channels) < 2 or min(channels) < 1:
+            raise NevsegError("--channels needs at least two positive widths")
+        return {"channels": channels, "norm": args.norm or "instance"}
+    if args.arch == "unet":
+        return {"width": args.width, "depth": args.depth, "norm": args.norm or "batch"}
+    return {"norm": args.norm or "batch"}
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from napari_nevseg.core.pipeline import collect_inputs, predict_files
     from napari_nevseg.core.postprocess import Cleanup
@@ -72,8 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
     fine_tune = init is not None
     config = TrainConfig(
         arch=args.arch,
-        arch_params=({"width": args.width, "depth": args.depth, "norm": args.norm} if args.arch == "unet"
-                     else {"norm": args.norm}),
+        arch_params=_arch_params(args),
         work_size=work_hw,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -28,6 +28,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--threads", type=int, default=None, help="torch threads for fine-tuning (default: widget's)")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--niceness", type=int, default=None,
+                        help="nice level added to the training thread (default: the widget's, 10; 0 = none)")
     parser.add_argument("--period-ms", type=float, default=5.0, help="probe timer period")
     parser.add_argument("--action-hz", type=float, default=30.0, help="paint/pan rate")
     parser.add_argument("--baseline-s", type=float, default=15.0, help="seconds of painting before training")
@@ -35,8 +37,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import napari
-    from qtpy.QtCore import Qt, QTimer
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtCore import QEventLoop, Qt, QTimer
 
     from napari_nevseg.widgets.main_widget import NevsegWidget
 
@@ -51,19 +52,25 @@ def main() -> int:
     viewer = napari.Viewer()
     widget = NevsegWidget(viewer)
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
-    app = QApplication.instance()
 
     def wait(cond, timeout=300):
+        """Run Qt's event loop (as napari does) until ``cond()`` or the timeout; no sleeping in
+        the GUI thread, which would itself delay the probe timer."""
+        loop = QEventLoop()
         t0 = time.perf_counter()
-        while not cond() and time.perf_counter() - t0 < timeout:
-            app.processEvents()
-            time.sleep(0.01)
+        poll = QTimer()
+        poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
+        poll.start(50)
+        loop.exec()
+        poll.stop()
 
     wait(lambda: widget.state.session is not None)
     widget.open_project(root)
     wait(lambda: not widget.state.is_busy())
     if args.threads:
         widget.finetune.threads.setValue(args.threads)
+    if args.niceness is not None:
+        widget.finetune.niceness = args.niceness
     widget.finetune.epochs.setValue(args.epochs)
     widget.finetune.patience.setValue(args.epochs)
 
@@ -121,6 +128,7 @@ def main() -> int:
     during["actions_per_second"] = round(step[0] / seconds, 1)
     report = {
         "threads": widget.finetune.threads.value(),
+        "niceness": widget.finetune.niceness,
         "fine_tune_seconds": round(seconds, 1),
         "epochs": args.epochs,
         "probe_period_ms": args.period_ms,

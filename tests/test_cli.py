@@ -117,7 +117,8 @@ def test_train_from_scratch_writes_a_loadable_model(pairs_dir, tmp_path, capsys)
 
     out = tmp_path / "model.safetensors"
     code = main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
-                 "--out", str(out), "--init", "none", "--width", "4", "--depth", "2", "--work-size", "48x32",
+                 "--out", str(out), "--init", "none", "--arch", "unet", "--width", "4", "--depth", "2",
+                 "--work-size", "48x32",
                  "--epochs", "1", "--batch-size", "2", "--device", "cpu"])
     assert code == 0
     stdout = capsys.readouterr().out
@@ -130,6 +131,29 @@ def test_train_from_scratch_writes_a_loadable_model(pairs_dir, tmp_path, capsys)
     assert meta["version"] == "model"
     # and the file predicts
     assert main(["predict", str(pairs_dir / "images"), "--out", str(tmp_path / "p"), "--model", str(out)]) == 0
+
+
+def test_train_default_architecture_is_the_residual_unet(pairs_dir, tmp_path, capsys):
+    from napari_nevseg.core.checkpoint import load_model
+    from napari_nevseg.core.model import ResUNet
+
+    out = tmp_path / "res.safetensors"
+    code = main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                 "--out", str(out), "--init", "none", "--channels", "4,8,8", "--work-size", "48x32",
+                 "--epochs", "1", "--batch-size", "2", "--device", "cpu"])
+    assert code == 0, capsys.readouterr()
+    model, meta = load_model(out)
+    assert isinstance(model, ResUNet)
+    assert meta["arch"] == "resunet" and meta["arch_params"] == {"channels": [4, 8, 8], "norm": "instance"}
+
+
+@pytest.mark.parametrize("channels", ["4,x", "8", "4,0"])
+def test_train_rejects_bad_channels(pairs_dir, tmp_path, capsys, channels):
+    code = main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                 "--out", str(tmp_path / "m.safetensors"), "--init", "none", "--channels", channels])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--channels" in err and "Traceback" not in err
 
 
 def test_fine_tune_from_a_model_file(pairs_dir, tmp_path, tiny_model_file):

@@ -8,6 +8,7 @@ from torch import nn
 
 from napari_nevseg.core.model import (
     ARCHITECTURES,
+    ResUNet,
     SegNet,
     UNet,
     build_model,
@@ -19,16 +20,20 @@ from napari_nevseg.core.model import (
 # means the architecture changed and shipped model files no longer load.
 DEFAULT_UNET_PARAMETERS = 1_811_777
 DEFAULT_SEGNET_PARAMETERS = 785_281
+DEFAULT_RESUNET_PARAMETERS = 1_630_473
+ALL = ["unet", "resunet", "segnet"]
 
 
 def _small(arch: str, norm: str = "batch") -> nn.Module:
     if arch == "unet":
         return UNet(width=4, depth=3, norm=norm)
+    if arch == "resunet":
+        return ResUNet(channels=(4, 8, 8, 16), norm=norm, head_channels=4)
     return SegNet(channels=(4, 8, 8, 16), bottleneck=16, norm=norm)
 
 
-@pytest.mark.parametrize("arch", ["unet", "segnet"])
-@pytest.mark.parametrize("shape", [(1, 3, 37, 53), (2, 3, 64, 48), (1, 3, 16, 17), (2, 3, 5, 9)])
+@pytest.mark.parametrize("arch", ALL)
+@pytest.mark.parametrize("shape", [(1, 3, 37, 53), (2, 3, 64, 48), (1, 3, 16, 17), (2, 3, 5, 9), (2, 3, 1, 1)])
 def test_forward_backward_odd_sizes(arch, shape):
     torch.manual_seed(0)
     model = _small(arch).train()
@@ -42,7 +47,7 @@ def test_forward_backward_odd_sizes(arch, shape):
     assert x.grad is not None and x.grad.abs().sum().item() > 0
 
 
-@pytest.mark.parametrize("arch", ["unet", "segnet"])
+@pytest.mark.parametrize("arch", ALL)
 def test_outputs_are_logits_not_probabilities(arch):
     torch.manual_seed(1)
     model = _small(arch).eval()
@@ -54,10 +59,11 @@ def test_outputs_are_logits_not_probabilities(arch):
     assert out.max().item() < 0.0
 
 
-def test_eval_output_is_per_image():
+@pytest.mark.parametrize(("arch", "norm"), [("unet", "batch"), ("resunet", "instance")])
+def test_eval_output_is_per_image(arch, norm):
     """In eval mode a batch gives the same result as its images one by one (no cross-talk)."""
     torch.manual_seed(2)
-    model = _small("unet").eval()
+    model = _small(arch, norm).eval()
     x = torch.rand(3, 3, 40, 44)
     with torch.no_grad():
         batched = model(x)
@@ -69,6 +75,30 @@ def test_default_parameter_counts():
     assert count_parameters(UNet(width=16, depth=4)) == DEFAULT_UNET_PARAMETERS
     assert count_parameters(UNet()) == DEFAULT_UNET_PARAMETERS
     assert count_parameters(SegNet()) == DEFAULT_SEGNET_PARAMETERS
+    assert count_parameters(ResUNet()) == DEFAULT_RESUNET_PARAMETERS
+
+
+def test_resunet_downsamples_before_any_full_resolution_features():
+    """Only the head's thin map is at full resolution: the first convolution already strides."""
+    model = ResUNet()
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert first.stride == (2, 2)
+    sizes: list[tuple[int, int]] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append((out.shape[1], out.shape[-1])))
+             for m in model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    model.eval()(torch.rand(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    full_res_channels = {c for c, w in sizes if w == 64}
+    assert full_res_channels <= {8, 1}  # the head's input width and the output
+
+
+def test_resunet_instance_norm_is_batch_independent():
+    """Training-mode outputs of one image do not depend on the rest of its batch."""
+    torch.manual_seed(4)
+    model = _small("resunet", "instance").train()
+    x = torch.rand(3, 3, 32, 40)
+    torch.testing.assert_close(model(x)[:1], model(x[:1]), rtol=1e-4, atol=1e-5)
 
 
 def test_segnet_has_the_designed_channels():
@@ -84,7 +114,7 @@ def test_count_parameters_skips_frozen():
     assert count_parameters(model) == total - model.head.weight.numel()
 
 
-@pytest.mark.parametrize("arch", ["unet", "segnet"])
+@pytest.mark.parametrize("arch", ALL)
 def test_groupnorm_variant(arch):
     model = _small(arch, norm="group").train()
     assert any(isinstance(m, nn.GroupNorm) for m in model.modules())
@@ -96,13 +126,15 @@ def test_groupnorm_variant(arch):
 
 def test_unknown_norm_and_bad_sizes():
     with pytest.raises(ValueError, match="unknown norm"):
-        UNet(width=4, depth=2, norm="instance")
+        UNet(width=4, depth=2, norm="layer")
     with pytest.raises(ValueError, match="at least 1"):
         UNet(width=4, depth=0)
 
 
 def test_build_model():
-    assert set(ARCHITECTURES) == {"unet", "segnet"}
+    assert set(ARCHITECTURES) == {"unet", "resunet", "segnet"}
+    res = build_model("resunet", {"channels": [4, 8, 16], "norm": "instance"})  # JSON lists work
+    assert isinstance(res, ResUNet) and res.depth == 2
     unet = build_model("unet", {"width": 4, "depth": 2, "norm": "group"})
     assert isinstance(unet, UNet) and unet.depth == 2
     segnet = build_model("segnet", {"channels": [4, 8], "bottleneck": 8})  # JSON lists work
@@ -111,7 +143,7 @@ def test_build_model():
 
 
 def test_build_model_unknown_arch():
-    with pytest.raises(ValueError, match="unknown architecture 'resnet'.*segnet.*unet"):
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'.*resunet.*segnet.*unet"):
         build_model("resnet", {})
 
 

@@ -1,13 +1,17 @@
-"""Segmentation networks: a U-Net and a small SegNet-style encoder-decoder, both output logits.
+"""Segmentation networks, all outputting logits: a U-Net, a residual U-Net with a strided
+encoder, and a small SegNet-style encoder-decoder.
 
 Shape contract for every network here: input ``(N, C_in, H, W)`` float, output ``(N, 1, H, W)``
 logits, for any H and W (inputs whose sides are not multiples of ``2**depth`` are padded inside
 ``forward`` and the output is cropped back).
 
-Normalisation: BatchNorm by default. It is the fastest on the CPU (it folds into the convolution
-at inference) and trains well at batch 8; few-shot fine-tuning keeps its running statistics
-frozen (:func:`freeze_batchnorm`), which is what makes batches of 2-4 images safe. GroupNorm is
-available (``norm="group"``) for training from scratch with tiny batches.
+Normalisation. :class:`ResUNet` (the default model's architecture) uses InstanceNorm: each
+image is normalised on its own, which absorbs the exposure and white-balance differences between
+dermoscopes, and nothing depends on the batch, so fine-tuning on 2-4 corrected images needs no
+special care. Measured on the PH2 validation split, it beat BatchNorm in the same network (see
+README, "The model"). :class:`UNet` and :class:`SegNet` default to BatchNorm, the fastest on the
+CPU (it folds into the convolution at inference); few-shot fine-tuning keeps its running
+statistics frozen (:func:`freeze_batchnorm`). GroupNorm is available everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "SegNet", "ARCHITECTURES", "build_model", "freeze_batchnorm", "count_parameters"]
+__all__ = ["UNet", "ResUNet", "SegNet", "ARCHITECTURES", "build_model", "freeze_batchnorm", "count_parameters"]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -26,7 +30,9 @@ def _norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(min(8, channels), channels)
-    raise ValueError(f"unknown norm {kind!r}: use 'batch' or 'group'")
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ValueError(f"unknown norm {kind!r}: use 'batch', 'group' or 'instance'")
 
 
 class ConvBlock(nn.Sequential):
@@ -56,9 +62,14 @@ class Up(nn.Module):
         return self.block(torch.cat([x, skip], dim=1))
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def _pad_to_multiple(
+    x: torch.Tensor, multiple: int, minimum: int = 1
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad the bottom and right so both sides are multiples of ``multiple`` and at
+    least ``minimum``; also returns the original size for cropping back."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    pad_h = max((-h) % multiple, minimum - h + (-minimum) % multiple if h < minimum else 0)
+    pad_w = max((-w) % multiple, minimum - w + (-minimum) % multiple if w < minimum else 0)
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     return x, (h, w)
@@ -96,6 +107,102 @@ class UNet(nn.Module):
         return self.head(x)[..., :h, :w]
 
 
+class ResidualUnit(nn.Module):
+    """``convs`` x (3x3 conv, norm, PReLU), the first one strided, plus a shortcut from the input.
+
+    The shortcut is the identity when shapes match, else a convolution with the same stride
+    (3x3 when strided, so it sees the same field as the body, 1x1 otherwise).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str, stride: int = 1, convs: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(convs):
+            layers += [
+                nn.Conv2d(in_ch if i == 0 else out_ch, out_ch, 3, stride=stride if i == 0 else 1,
+                          padding=1, bias=False),
+                _norm(norm, out_ch),
+                nn.PReLU(out_ch),
+            ]
+        self.body = nn.Sequential(*layers)
+        if stride == 1 and in_ch == out_ch:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            k = 3 if stride > 1 else 1
+            self.shortcut = nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class UpStage(nn.Module):
+    """Concatenate the skip, 2x transposed convolution (norm, PReLU), one residual conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str) -> None:
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(in_ch, out_ch, 3, stride=2, padding=1, output_padding=1, bias=False),
+            _norm(norm, out_ch),
+            nn.PReLU(out_ch),
+        )
+        self.refine = ResidualUnit(out_ch, out_ch, norm, convs=1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.refine(self.up(torch.cat([skip, x], dim=1)))
+
+
+class ResUNet(nn.Module):
+    """U-Net with a strided residual encoder (after Kerfoot et al., 2018, "Left-ventricle
+    quantification using residual U-Net").
+
+    The first stage already downsamples, so no feature map is computed at full resolution except
+    the thin one before the head: about four times cheaper than :class:`UNet` at the same width,
+    which on a CPU buys more epochs and larger working sizes for the same time. ``channels[i]``
+    is the width after the ``i``-th stride-2 stage; the last entry is the bottleneck (stride 1).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: tuple[int, ...] = (16, 32, 64, 128, 256),
+        norm: str = "instance",
+        head_channels: int = 8,
+    ) -> None:
+        super().__init__()
+        if len(channels) < 2 or min(channels) < 1 or head_channels < 1:
+            raise ValueError("channels needs at least two positive entries")
+        self.depth = len(channels) - 1
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(
+            ResidualUnit(widths[i], widths[i + 1], norm, stride=2) for i in range(self.depth)
+        )
+        self.bottleneck = ResidualUnit(channels[-2], channels[-1], norm)
+        # Going up, the stage at level i joins the encoder output there (channels[i]) with what
+        # comes from below (the bottleneck, or the stage beneath, which made channels[i]) and
+        # makes the width of the level above (the head's at the top).
+        self.decoder = nn.ModuleList(
+            UpStage(
+                channels[i] + (channels[-1] if i == self.depth - 1 else channels[i]),
+                channels[i - 1] if i else head_channels,
+                norm,
+            )
+            for i in reversed(range(self.depth))
+        )
+        self.head = nn.Conv2d(head_channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # InstanceNorm needs more than one pixel per map at the bottleneck
+        x, (h, w) = _pad_to_multiple(x, 2**self.depth, minimum=2 ** (self.depth + 1))
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        x = self.bottleneck(x)
+        for stage in self.decoder:
+            x = stage(x, skips.pop())
+        return self.head(x)[..., :h, :w]
+
+
 class SegNet(nn.Module):
     """The small encoder-decoder of the PH2 lesson: no skip connections.
 
@@ -130,7 +237,7 @@ class SegNet(nn.Module):
         return self.head(self.decoder(self.bottleneck(self.encoder(x))))[..., :h, :w]
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": UNet, "segnet": SegNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"unet": UNet, "resunet": ResUNet, "segnet": SegNet}
 
 
 def build_model(arch: str, params: dict[str, Any] | None = None) -> nn.Module:

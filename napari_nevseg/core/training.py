@@ -43,8 +43,10 @@ __all__ = [
 class TrainConfig:
     """Everything that decides a training run (recorded in the model's metadata)."""
 
-    arch: str = "unet"
-    arch_params: dict[str, Any] = field(default_factory=lambda: {"width": 16, "depth": 4, "norm": "batch"})
+    arch: str = "resunet"
+    arch_params: dict[str, Any] = field(
+        default_factory=lambda: {"channels": [16, 32, 64, 128, 256], "norm": "instance"}
+    )
     work_size: tuple[int, int] = (192, 256)
     epochs: int = 60
     batch_size: int = 8

@@ -1,71 +1,114 @@
-"""A small live plot for the dock: training loss and validation Dice (matplotlib, made lazily)."""
+"""Small plots for the dock: the live training curve (QPainter) and corrections per model
+version (matplotlib, made lazily)."""
 
 from __future__ import annotations
 
+import math
+
+from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+_BACKGROUND = QColor("#262930")
+_AXES = QColor("#707070")
+_TEXT = QColor("#d0d0d0")
+_LOSS = QColor("#f0a030")
+_DICE = QColor("#40d080")
 
 
 class LivePlot(QWidget):
-    """Loss per step (left axis) and validation Dice per epoch (right axis); redraws are cheap
-    (``draw_idle``), so updating after every step does not stall the GUI."""
+    """Training loss per step (left axis) and validation Dice per epoch (right axis).
+
+    Painted with QPainter in ``paintEvent``: a repaint takes well under a millisecond, so it
+    can follow every training step without stalling the viewer. (A matplotlib Agg render of
+    the same figure took 25-50 ms in the GUI thread on the 2-core test machine, each time.)
+    ``redraw`` only schedules a repaint; Qt merges repaints that pile up.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self.canvas = None
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.epochs: list[float] = []
         self.dices: list[float] = []
         self.setMinimumHeight(180)
 
-    def _ensure(self) -> None:
-        if self.canvas is not None:
-            return
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(3.6, 2.2), dpi=90, facecolor="#262930", tight_layout=True)
-        self.ax_loss = figure.add_subplot(111)
-        self.ax_dice = self.ax_loss.twinx()
-        for ax in (self.ax_loss, self.ax_dice):
-            ax.set_facecolor("#262930")
-            ax.tick_params(colors="#d0d0d0", labelsize=7)
-            for spine in ax.spines.values():
-                spine.set_color("#707070")
-        self.ax_loss.set_xlabel("step", color="#d0d0d0", fontsize=8)
-        self.ax_loss.set_ylabel("training loss", color="#f0a030", fontsize=8)
-        self.ax_dice.set_ylabel("validation Dice", color="#40d080", fontsize=8)
-        (self.loss_line,) = self.ax_loss.plot([], [], color="#f0a030", lw=1)
-        (self.dice_line,) = self.ax_dice.plot([], [], color="#40d080", marker="o", ms=3, lw=1)
-        self.canvas = FigureCanvasQTAgg(figure)
-        self._layout.addWidget(self.canvas)
-
     def reset(self) -> None:
-        self._ensure()
         self.steps, self.losses, self.epochs, self.dices = [], [], [], []
-        self._redraw()
+        self.update()
 
     def add_step(self, step: int, loss: float) -> None:
-        self.steps.append(step)
-        self.losses.append(loss)
+        if math.isfinite(loss):
+            self.steps.append(step)
+            self.losses.append(loss)
 
     def add_epoch(self, step: int, dice: float) -> None:
         self.epochs.append(step)
         self.dices.append(dice)
 
-    def _redraw(self) -> None:
-        self.loss_line.set_data(self.steps, self.losses)
-        self.dice_line.set_data(self.epochs, self.dices)
-        self.ax_loss.relim()
-        self.ax_loss.autoscale_view()
-        self.ax_dice.set_ylim(min([0.5, *self.dices]) - 0.02, 1.0)
-        self.canvas.draw_idle()
-
     def redraw(self) -> None:
-        self._ensure()
-        self._redraw()
+        """Schedule a repaint with the data added so far."""
+        self.update()
+
+    def flush(self) -> None:
+        """Kept for callers that want the last state on screen now."""
+        self.repaint()
+
+    # -- painting ---------------------------------------------------------------------------
+    def _plot_rect(self) -> QRectF:
+        fm = self.fontMetrics()
+        left = fm.horizontalAdvance("0.000") + 10
+        right = fm.horizontalAdvance("0.00") + 10
+        return QRectF(left, 8, max(10, self.width() - left - right), max(10, self.height() - 8 - 2.2 * fm.height()))
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), _BACKGROUND)
+        rect = self._plot_rect()
+        fm = self.fontMetrics()
+        x_max = max([1, *self.steps, *self.epochs])
+        loss_hi = max(self.losses) * 1.05 if self.losses else 1.0
+        dice_lo = min([0.5, *self.dices]) - 0.02
+
+        def px(step: float) -> float:
+            return rect.left() + rect.width() * step / x_max
+
+        def py(value: float, lo: float, hi: float) -> float:
+            return rect.bottom() - rect.height() * (value - lo) / max(hi - lo, 1e-9)
+
+        painter.setPen(QPen(_AXES, 1))
+        painter.drawRect(rect)
+        painter.setPen(_TEXT)
+        for frac in (0.0, 0.5, 1.0):
+            y = rect.bottom() - rect.height() * frac
+            painter.setPen(_LOSS)
+            painter.drawText(QRectF(0, y - fm.height() / 2, rect.left() - 4, fm.height()),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{loss_hi * frac:.3g}")
+            painter.setPen(_DICE)
+            painter.drawText(QRectF(rect.right() + 4, y - fm.height() / 2, 60, fm.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             f"{dice_lo + (1 - dice_lo) * frac:.2f}")
+        painter.setPen(_TEXT)
+        painter.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), fm.height()),
+                         Qt.AlignmentFlag.AlignRight, f"step {x_max}")
+        painter.drawText(QRectF(rect.left(), rect.bottom() + 2 + fm.height(), rect.width(), fm.height()),
+                         Qt.AlignmentFlag.AlignLeft, "— training loss")
+        painter.setPen(_DICE)
+        painter.drawText(QRectF(rect.left(), rect.bottom() + 2 + fm.height(), rect.width(), fm.height()),
+                         Qt.AlignmentFlag.AlignRight, "validation Dice ●")
+        if self.losses:
+            painter.setPen(QPen(_LOSS, 1.2))
+            painter.drawPolyline(QPolygonF([QPointF(px(s), py(v, 0.0, loss_hi))
+                                            for s, v in zip(self.steps, self.losses, strict=True)]))
+        if self.dices:
+            points = [QPointF(px(s), py(v, dice_lo, 1.0)) for s, v in zip(self.epochs, self.dices, strict=True)]
+            painter.setPen(QPen(_DICE, 1.2))
+            painter.drawPolyline(QPolygonF(points))
+            painter.setBrush(_DICE)
+            for point in points:
+                painter.drawEllipse(point, 2.5, 2.5)
+        painter.end()
 
 
 class CorrectionsPlot(QWidget):

@@ -41,6 +41,8 @@ class FinetunePanel(QWidget):
         self.host = host
         self.worker = None
         self.started_at = 0.0
+        #: how much lower than the GUI the training thread's CPU priority is (Linux nice levels)
+        self.niceness = 10
         self.data_label = QLabel("open a project folder: fine-tuning learns from its reviewed masks")
         self.data_label.setWordWrap(True)
         self.val_label = QLabel("")
@@ -199,7 +201,7 @@ class FinetunePanel(QWidget):
         self.state.set_busy("train", True)
         self.progress_label.setText(f"fine-tuning on {len(train)} images, validating on {len(val)}…")
         total = config.epochs * max(1, -(-len(train) // config.batch_size))
-        self.worker = create_worker(finetune_job, init, train, val, config,
+        self.worker = create_worker(finetune_job, init, train, val, config, niceness=self.niceness,
                                     _progress={"total": total, "desc": "NevSeg: fine-tuning"})
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(self._on_done)
@@ -269,6 +271,7 @@ class FinetunePanel(QWidget):
         show_info("fine-tuning cancelled; the previous model is still active")
 
     def _on_finished(self) -> None:
+        self.plot.flush()
         self.worker = None
         self.state.set_busy("train", False)
         self.refresh()
