@@ -7,6 +7,8 @@ Variants, each through the same Predictor on the same PH2 files (file -> mask fi
   +crop      ... clean-up on the lesion's bounding box (exact)
   +fold+cl   ... BatchNorm folded into the convolutions, channels-last layout
   +bf16      ... bfloat16 autocast (only where the CPU has native bf16)
+  bf16 nchw  +bf16 without channels-last (is the layout still worth it for this network?)
+(folding does nothing for a network without BatchNorm, such as the InstanceNorm ResUNet)
 Prints the median ms per image of the whole file-to-file path and of the network alone, the
 ratio to 'before', and the masks' agreement with 'before' (Dice, disagreeing pixels).
 Runs each variant once per image in turn, so background load hits all of them alike.
@@ -57,6 +59,7 @@ def variants(model, meta):
         "+crop": (make(False, False, "fp32"), inference.clean_mask),
         "+fold+cl": (make(True, True, "fp32"), inference.clean_mask),
         "+bf16": (make(True, True, "bf16"), inference.clean_mask),
+        "bf16 nchw": (make(True, False, "bf16"), inference.clean_mask),
     }
 
 

@@ -65,10 +65,15 @@ def finetune_round(
 
 
 def colour_shift(image: np.ndarray) -> np.ndarray:
-    """A strong, fixed colour and contrast shift (another dermoscope's look): a cold white
-    balance, flatter contrast and a darker gamma."""
+    """A strong, fixed colour and contrast shift (another dermoscope's look): underexposed
+    (gamma 3), a cold white balance and flatter contrast.
+
+    Chosen to hurt the shipped model: its InstanceNorm absorbs milder shifts (gamma 1.6 and
+    0.65x contrast cost the ResUNet 0.04 Dice on PH2 test images, the earlier BatchNorm U-Net
+    0.18); this one costs it about 0.26.
+    """
     x = image.astype(np.float32) / 255.0
-    x = x ** 1.6
-    x = x * np.array([0.75, 0.95, 1.30], np.float32)
+    x = x**3.0
+    x = x * np.array([0.6, 0.9, 1.4], np.float32)
     x = (x - 0.5) * 0.65 + 0.45
     return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
