@@ -65,6 +65,11 @@ def main() -> int:
         poll.stop()
 
     wait(lambda: widget.state.session is not None)
+    # the one-off imports of the first training step run in a worker once the model is loaded
+    # (about 0.2 s of event-loop stall, once per session); measure after them
+    from napari_nevseg.widgets._workers import TRAINING_WARM
+
+    wait(TRAINING_WARM.is_set)
     widget.open_project(root)
     wait(lambda: not widget.state.is_busy())
     if args.threads:
@@ -78,9 +83,12 @@ def main() -> int:
     last = [time.perf_counter()]
     period = args.period_ms / 1000.0
 
+    stamps: list[float] = []
+
     def probe():
         now = time.perf_counter()
         lateness.append(max(0.0, now - last[0] - period) * 1000.0)
+        stamps.append(now)
         last[0] = now
 
     layer = widget.state.mask_layer
@@ -116,6 +124,7 @@ def main() -> int:
     baseline = stats(lateness)
     baseline["actions_per_second"] = round(step[0] / args.baseline_s, 1)
     lateness.clear()
+    stamps.clear()
     step[0] = 0
 
     widget.finetune.start()
@@ -125,6 +134,9 @@ def main() -> int:
     probe_timer.stop()
     action_timer.stop()
     during = stats(lateness)
+    # where the worst stalls happened: seconds after Fine-tune was pressed (the run took `seconds`)
+    worst = sorted(zip(lateness, stamps, strict=True), reverse=True)[:5]
+    during["worst"] = [{"ms": round(ms, 1), "at_s": round(t - started, 2)} for ms, t in worst]
     during["actions_per_second"] = round(step[0] / seconds, 1)
     report = {
         "threads": widget.finetune.threads.value(),

@@ -35,6 +35,7 @@ __all__ = [
     "make_training_set",
     "load_training_set",
     "train",
+    "warm_up",
     "evaluate_dice",
 ]
 
@@ -168,6 +169,23 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def warm_up() -> None:
+    """Import and initialise everything the first training step needs, ahead of time.
+
+    The first ``AdamW.step`` imports ``torch._dynamo`` and with it sympy and mpmath: about 800
+    modules and a second of work. Unmarshalling a module holds the GIL, so doing it in the
+    fine-tune worker stalled the viewer's event loop by about 0.2 s right after *Fine-tune* was
+    pressed (scripts/measure_gui_stalls.py). The widget runs this once in a worker when the
+    model has loaded.
+    """
+    weight = nn.Parameter(torch.zeros(1, 1, 2, 2))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    loss = bce_dice_loss(weight, torch.ones(1, 1, 2, 2))
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def train(

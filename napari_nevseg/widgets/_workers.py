@@ -3,6 +3,7 @@ small results; they never touch layers (the slots on the main thread do that).""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,20 @@ def load_session(spec: str, device: str = "auto"):
         return ModelSession.load(spec, device)
     except (NevsegError, ValueError) as exc:
         return LoadFailed(str(exc))
+
+
+#: set once the fine-tune path's one-off imports are done (scripts wait on it before measuring)
+TRAINING_WARM = threading.Event()
+
+
+def warm_up_training() -> None:
+    """Do the first training step's one-off imports off the GUI thread (see training.warm_up)."""
+    from napari_nevseg.core.training import warm_up
+
+    try:
+        warm_up()
+    finally:
+        TRAINING_WARM.set()
 
 
 @dataclass(frozen=True)

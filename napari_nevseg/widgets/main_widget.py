@@ -18,6 +18,9 @@ from napari_nevseg.widgets.review_panel import ReviewPanel
 if TYPE_CHECKING:
     import napari
 
+#: the fine-tune path's one-off imports were done (once per process, see training.warm_up)
+_TRAINING_WARMED = False
+
 
 def _group(title: str, child: QWidget) -> QGroupBox:
     box = QGroupBox(title)
@@ -114,6 +117,21 @@ class NevsegWidget(QWidget):
         if version:
             session.version = version
         self.state.set_session(session)
+        self._warm_up_training()
+
+    def _warm_up_training(self) -> None:
+        """Once per process, after the first model load: the fine-tune path's imports, in a worker."""
+        global _TRAINING_WARMED
+        if _TRAINING_WARMED:
+            return
+        _TRAINING_WARMED = True
+        from napari.qt.threading import create_worker
+
+        from napari_nevseg.widgets._workers import warm_up_training
+
+        worker = create_worker(warm_up_training)
+        self.track(worker)
+        worker.start()
 
     def track(self, worker) -> None:
         """Remember a worker so it is stopped if the widget is closed mid-work."""
