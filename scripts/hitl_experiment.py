@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from napari_nevseg.core.augment import AugmentConfig
 from napari_nevseg.core.data import find_pairs, load_pair
 from napari_nevseg.core.hitl import colour_shift, finetune_round
 from napari_nevseg.core.postprocess import Cleanup
@@ -42,6 +43,8 @@ def main() -> int:
     parser.add_argument("--unfreeze-bn", action="store_true", help="let BatchNorm statistics adapt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--upright", action="store_true",
+                        help="augment without rotations (people stand up; lesions have no up or down)")
     parser.add_argument("--keep-largest", action="store_true", help="person masks: keep only the largest region")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -65,7 +68,7 @@ def main() -> int:
     train_s, val_s = labelled[args.n_val :], labelled[: args.n_val]
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                          freeze_bn=not args.unfreeze_bn, max_minutes=args.minutes, threads=args.threads,
-                         device="cpu", seed=args.seed)
+                         device="cpu", seed=args.seed, augment=AugmentConfig(rotate=not args.upright))
     started = time.perf_counter()
 
     def show(p):

@@ -160,3 +160,15 @@ def test_predictor_from_model_directly(make_blob, model_meta):
     assert not predictor.model.training
     rgb, _ = make_blob(33, 47, seed=0)
     assert predictor.predict(rgb).mask.shape == (33, 47)
+
+
+def test_cpu_layout_follows_the_network():
+    """Channels-last on the CPU only where it was measured to pay: BatchNorm networks."""
+    import torch
+
+    from napari_nevseg.core.inference import Predictor
+    from napari_nevseg.core.model import ResUNet, UNet
+
+    meta = {"work_size": [32, 48], "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+    assert Predictor(UNet(width=4, depth=2), meta, torch.device("cpu")).channels_last
+    assert not Predictor(ResUNet(channels=(4, 8, 8)), meta, torch.device("cpu")).channels_last
