@@ -129,3 +129,44 @@ def test_model_import_refuses_a_pickle_and_export_round_trips(widget, project_di
     wait_idle(qtbot, widget)
     assert widget.state.session.version == "v1"
     assert np.isfinite(widget.state.session.predict(np.zeros((40, 50, 3), np.uint8)).uncertainty)
+
+
+def test_training_imports_are_warmed_after_the_model_loads(widget, qtbot):
+    """The first AdamW step's one-off imports run in a worker once a model has loaded, not in
+    the fine-tune worker where they stalled the viewer."""
+    from napari_nevseg.widgets._workers import TRAINING_WARM
+
+    qtbot.waitUntil(lambda: widget.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(TRAINING_WARM.is_set, timeout=LONG)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux-only")
+def test_finetune_job_runs_at_background_priority():
+    """The worker body lowers its own thread's priority while it trains, not the caller's."""
+    import os
+    import threading
+
+    from napari_nevseg.core.session import ModelSession
+    from napari_nevseg.core.training import TrainConfig
+    from napari_nevseg.widgets._finetune_job import finetune_job
+
+    session = ModelSession.load("default", "cpu")
+    items = [("file", stem, SAMPLES / "images" / f"{stem}.png", SAMPLES / "masks" / f"{stem}.png")
+             for stem in ("IMD003", "IMD008", "IMD405")]
+    config = TrainConfig(epochs=1, batch_size=2, lr=1e-4, threads=1, device="cpu")
+    seen = {}
+
+    def run():
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        job = finetune_job(session.cpu_copy(), items[:2], items[2:], config, niceness=7)
+        next(job)
+        seen["during"] = os.getpriority(os.PRIO_PROCESS, tid)
+        job.close()
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen["during"] == min(19, seen["before"] + 7)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
