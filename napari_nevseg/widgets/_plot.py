@@ -69,7 +69,7 @@ class LivePlot(QWidget):
         fm = self.fontMetrics()
         x_max = max([1, *self.steps, *self.epochs])
         loss_hi = max(self.losses) * 1.05 if self.losses else 1.0
-        dice_lo = min([0.5, *self.dices]) - 0.02
+        dice_lo = round(max(0.0, min(self.dices) - 0.05), 2) if self.dices else 0.5
 
         def px(step: float) -> float:
             return rect.left() + rect.width() * step / x_max
@@ -84,7 +84,7 @@ class LivePlot(QWidget):
             y = rect.bottom() - rect.height() * frac
             painter.setPen(_LOSS)
             painter.drawText(QRectF(0, y - fm.height() / 2, rect.left() - 4, fm.height()),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{loss_hi * frac:.3g}")
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{loss_hi * frac:.3f}")
             painter.setPen(_DICE)
             painter.drawText(QRectF(rect.right() + 4, y - fm.height() / 2, 60, fm.height()),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
