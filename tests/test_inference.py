@@ -171,4 +171,7 @@ def test_cpu_layout_follows_the_network():
 
     meta = {"work_size": [32, 48], "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}
     assert Predictor(UNet(width=4, depth=2), meta, torch.device("cpu")).channels_last
-    assert not Predictor(ResUNet(channels=(4, 8, 8)), meta, torch.device("cpu")).channels_last
+    res = Predictor(ResUNet(channels=(4, 8, 8)), meta, torch.device("cpu"))
+    assert not res.channels_last
+    res.to_device(torch.device("cpu"))  # the out-of-memory fallback applies the same rule
+    assert not res.channels_last

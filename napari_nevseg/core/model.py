@@ -68,8 +68,8 @@ def _pad_to_multiple(
     """Replicate-pad the bottom and right so both sides are multiples of ``multiple`` and at
     least ``minimum``; also returns the original size for cropping back."""
     h, w = x.shape[-2:]
-    pad_h = max((-h) % multiple, minimum - h + (-minimum) % multiple if h < minimum else 0)
-    pad_w = max((-w) % multiple, minimum - w + (-minimum) % multiple if w < minimum else 0)
+    pad_h = -(-max(h, minimum) // multiple) * multiple - h
+    pad_w = -(-max(w, minimum) // multiple) * multiple - w
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     return x, (h, w)

@@ -50,10 +50,6 @@ class LivePlot(QWidget):
         """Schedule a repaint with the data added so far."""
         self.update()
 
-    def flush(self) -> None:
-        """Kept for callers that want the last state on screen now."""
-        self.repaint()
-
     # -- painting ---------------------------------------------------------------------------
     def _plot_rect(self) -> QRectF:
         fm = self.fontMetrics()
@@ -79,7 +75,6 @@ class LivePlot(QWidget):
 
         painter.setPen(QPen(_AXES, 1))
         painter.drawRect(rect)
-        painter.setPen(_TEXT)
         for frac in (0.0, 0.5, 1.0):
             y = rect.bottom() - rect.height() * frac
             painter.setPen(_LOSS)

@@ -271,7 +271,6 @@ class FinetunePanel(QWidget):
         show_info("fine-tuning cancelled; the previous model is still active")
 
     def _on_finished(self) -> None:
-        self.plot.flush()
         self.worker = None
         self.state.set_busy("train", False)
         self.refresh()
