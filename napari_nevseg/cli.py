@@ -42,6 +42,8 @@ def _add_train(sub) -> None:
                    help="network when training from scratch (default: resunet, the default model's)")
     p.add_argument("--channels", default="16,32,64,128,256",
                    help="resunet: widths of the stride-2 stages, the last is the bottleneck")
+    p.add_argument("--top", default="direct", choices=("direct", "refine"),
+                   help="resunet: last stage straight to the logit (default) or through a refined full-resolution map")
     p.add_argument("--width", type=int, default=16, help="unet: channels at full resolution")
     p.add_argument("--depth", type=int, default=4, help="unet: downsamplings")
     p.add_argument("--norm", default=None, choices=("batch", "group", "instance"),

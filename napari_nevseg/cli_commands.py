@@ -30,7 +30,7 @@ def _arch_params(args: argparse.Namespace) -> dict:
             raise NevsegError(f"--channels {args.channels!r} must look like 16,32,64,128,256") from None
         if len(channels) < 2 or min(channels) < 1:
             raise NevsegError("--channels needs at least two positive widths")
-        return {"channels": channels, "norm": args.norm or "instance"}
+        return {"channels": channels, "norm": args.norm or "instance", "top": args.top}
     if args.arch == "unet":
         return {"width": args.width, "depth": args.depth, "norm": args.norm or "batch"}
     return {"norm": args.norm or "batch"}

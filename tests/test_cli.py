@@ -144,7 +144,7 @@ def test_train_default_architecture_is_the_residual_unet(pairs_dir, tmp_path, ca
     assert code == 0, capsys.readouterr()
     model, meta = load_model(out)
     assert isinstance(model, ResUNet)
-    assert meta["arch"] == "resunet" and meta["arch_params"] == {"channels": [4, 8, 8], "norm": "instance"}
+    assert meta["arch"] == "resunet" and meta["arch_params"] == {"channels": [4, 8, 8], "norm": "instance", "top": "direct"}
 
 
 @pytest.mark.parametrize("channels", ["4,x", "8", "4,0"])

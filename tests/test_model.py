@@ -21,7 +21,8 @@ from napari_nevseg.core.model import (
 DEFAULT_UNET_PARAMETERS = 1_811_777
 DEFAULT_SEGNET_PARAMETERS = 785_281
 DEFAULT_RESUNET_PARAMETERS = 1_630_473
-ALL = ["unet", "resunet", "segnet"]
+DIRECT_RESUNET_PARAMETERS = 1_627_825  # the shipped model: top="direct"
+ALL = ["unet", "resunet", "resunet_direct", "segnet"]
 
 
 def _small(arch: str, norm: str = "batch") -> nn.Module:
@@ -29,6 +30,8 @@ def _small(arch: str, norm: str = "batch") -> nn.Module:
         return UNet(width=4, depth=3, norm=norm)
     if arch == "resunet":
         return ResUNet(channels=(4, 8, 8, 16), norm=norm, head_channels=4)
+    if arch == "resunet_direct":
+        return ResUNet(channels=(4, 8, 8, 16), norm=norm, top="direct")
     return SegNet(channels=(4, 8, 8, 16), bottleneck=16, norm=norm)
 
 
@@ -53,13 +56,13 @@ def test_outputs_are_logits_not_probabilities(arch):
     model = _small(arch).eval()
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.Conv2d) and m.out_channels == 1:
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and m.out_channels == 1:
                 m.bias.fill_(-5.0)  # a head bias far below 0 must give negative outputs
         out = model(torch.rand(1, 3, 32, 32))
     assert out.max().item() < 0.0
 
 
-@pytest.mark.parametrize(("arch", "norm"), [("unet", "batch"), ("resunet", "instance")])
+@pytest.mark.parametrize(("arch", "norm"), [("unet", "batch"), ("resunet", "instance"), ("resunet_direct", "instance")])
 def test_eval_output_is_per_image(arch, norm):
     """In eval mode a batch gives the same result as its images one by one (no cross-talk)."""
     torch.manual_seed(2)
@@ -76,11 +79,14 @@ def test_default_parameter_counts():
     assert count_parameters(UNet()) == DEFAULT_UNET_PARAMETERS
     assert count_parameters(SegNet()) == DEFAULT_SEGNET_PARAMETERS
     assert count_parameters(ResUNet()) == DEFAULT_RESUNET_PARAMETERS
+    assert count_parameters(ResUNet(top="direct")) == DIRECT_RESUNET_PARAMETERS
 
 
-def test_resunet_downsamples_before_any_full_resolution_features():
-    """Only the head's thin map is at full resolution: the first convolution already strides."""
-    model = ResUNet()
+@pytest.mark.parametrize(("top", "allowed"), [("refine", {8, 1}), ("direct", {1})])
+def test_resunet_downsamples_before_any_full_resolution_features(top, allowed):
+    """The first convolution already strides; at full resolution there is only the head's thin
+    map ("refine") or nothing but the logit ("direct")."""
+    model = ResUNet(top=top)
     first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert first.stride == (2, 2)
     sizes: list[tuple[int, int]] = []
@@ -90,7 +96,26 @@ def test_resunet_downsamples_before_any_full_resolution_features():
     for h in hooks:
         h.remove()
     full_res_channels = {c for c, w in sizes if w == 64}
-    assert full_res_channels <= {8, 1}  # the head's input width and the output
+    assert full_res_channels == allowed
+
+
+def test_resunet_rejects_unknown_top():
+    with pytest.raises(ValueError, match="unknown top 'skip'"):
+        ResUNet(top="skip")
+
+
+def test_instance_norm_is_instance_normalisation():
+    """``norm="instance"`` (GroupNorm with a group per channel, the faster kernel) computes what
+    InstanceNorm2d(affine=True) does, with the same parameter names, so model files carry over."""
+    torch.manual_seed(5)
+    ours = ResUNet(channels=(4, 8, 16), norm="instance").encoder[0].body[1]
+    reference = nn.InstanceNorm2d(4, affine=True)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 2.0)
+        ours.bias.uniform_(-1.0, 1.0)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 4, 9, 13) * 5 + 2
+    torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-4)
 
 
 def test_resunet_instance_norm_is_batch_independent():

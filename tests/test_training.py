@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_nevseg.core.augment import AugmentConfig
 from napari_nevseg.core.model import UNet
 from napari_nevseg.core.training import (
     TrainConfig,
@@ -16,6 +17,7 @@ from napari_nevseg.core.training import (
     TrainProgress,
     TrainResult,
     evaluate_dice,
+    inherited_tta,
     make_training_set,
     train,
 )
@@ -133,6 +135,18 @@ def test_fine_tune_never_modifies_init(data, model_meta):
     assert result.model is not init_model
     assert result.metadata["parent"] == "v1"
     assert result.metadata["normalization"] == model_meta()["normalization"]  # kept from the parent
+
+
+@pytest.mark.parametrize(("rotate", "expected"), [(True, 4), (False, 2)])
+def test_fine_tune_keeps_the_flips_it_was_taught(data, model_meta, rotate, expected):
+    """A model fine-tuned without rotations (people stand up) keeps only the left-right flip at
+    test time; one trained with rotations keeps all four of its parent's flips."""
+    train_set, _ = data
+    init = (UNet(**TINY), model_meta(version="v1", tta=4))
+    _, result = _run(train(train_set, None, _config(epochs=1, freeze_bn=True, augment=AugmentConfig(rotate=rotate)), init=init))
+    assert result.metadata["tta"] == expected
+    assert inherited_tta(None, AugmentConfig()) == 1  # from scratch: no test-time flips
+    assert inherited_tta({"tta": 1}, AugmentConfig(rotate=False)) == 1
 
 
 def test_same_seed_same_weights(data):

@@ -35,6 +35,7 @@ __all__ = [
     "make_training_set",
     "load_training_set",
     "train",
+    "inherited_tta",
     "warm_up",
     "evaluate_dice",
 ]
@@ -46,7 +47,7 @@ class TrainConfig:
 
     arch: str = "resunet"
     arch_params: dict[str, Any] = field(
-        default_factory=lambda: {"channels": [16, 32, 64, 128, 256], "norm": "instance"}
+        default_factory=lambda: {"channels": [16, 32, 64, 128, 256], "norm": "instance", "top": "direct"}
     )
     work_size: tuple[int, int] = (192, 256)
     epochs: int = 60
@@ -188,6 +189,14 @@ def warm_up() -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def inherited_tta(parent_meta: dict[str, Any] | None, augment: AugmentConfig) -> int:
+    """Test-time flips a trained model keeps from its parent: all of them, except that a model
+    trained without rotations (objects with an up, such as people) is not asked to see its
+    images upside down, so it keeps at most the identity and the left-right flip."""
+    tta = int((parent_meta or {}).get("tta", 1))
+    return tta if augment.rotate else min(tta, 2)
+
+
 def train(
     train_set: TrainingSet,
     val_set: TrainingSet | None,
@@ -309,7 +318,7 @@ def train(
             "work_size": list(work_hw),
             "normalization": {"mean": list(mean), "std": list(std)},
             "threshold": (parent_meta or {}).get("threshold", 0.5),
-            "tta": (parent_meta or {}).get("tta", 1),
+            "tta": inherited_tta(parent_meta, config.augment),
             "parameters": count_parameters(model),
             "parent": (parent_meta or {}).get("version"),
             "training": {

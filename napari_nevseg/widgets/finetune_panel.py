@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
@@ -52,6 +53,9 @@ class FinetunePanel(QWidget):
         self.lr = QDoubleSpinBox(minimum=1e-5, maximum=1e-2, singleStep=1e-4, decimals=5, value=5e-4)
         self.threads = QSpinBox(minimum=1, maximum=max(1, os.cpu_count() or 1), value=default_threads())
         self.threads.setToolTip("CPU threads for training; one core is left to the viewer by default")
+        self.upright = QCheckBox("objects have an up (people, not lesions)")
+        self.upright.setToolTip("train without rotations and predict without upside-down flips; "
+                                "leave off for lesions, which look the same at any angle")
         self.mark_btn = QPushButton("Use selected mask layer as ground truth")
         self.mark_btn.setToolTip("a Labels layer tied to its image (e.g. a corrected prediction) joins the training data")
         self.start_btn = QPushButton("Fine-tune")
@@ -68,6 +72,7 @@ class FinetunePanel(QWidget):
         form.addRow("early-stop patience", self.patience)
         form.addRow("learning rate", self.lr)
         form.addRow("CPU threads", self.threads)
+        form.addRow(self.upright)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
@@ -174,6 +179,7 @@ class FinetunePanel(QWidget):
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
+        from napari_nevseg.core.augment import AugmentConfig
         from napari_nevseg.core.errors import NevsegError
         from napari_nevseg.core.training import TrainConfig
         from napari_nevseg.widgets._finetune_job import finetune_job
@@ -194,6 +200,7 @@ class FinetunePanel(QWidget):
         config = TrainConfig(
             epochs=self.epochs.value(), batch_size=4, lr=self.lr.value(), patience=self.patience.value(),
             freeze_bn=True, threads=self.threads.value(), device=self.state.session.device.type,
+            augment=AugmentConfig(rotate=not self.upright.isChecked()),
         )
         init = self.state.session.cpu_copy()
         self.plot.reset()

@@ -79,11 +79,15 @@ def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
 @pytest.mark.slow
 def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
     _review_three(widget, project_dir, qtbot)
+    assert widget.state.session.predictor.tta == 4  # the shipped model: four flips at test time
     widget.finetune.epochs.setValue(1)
+    widget.finetune.upright.setChecked(True)  # "objects have an up": no rotations, no upside-down
     widget.finetune.start()
     wait_idle(qtbot, widget, timeout=4 * LONG)
     pool = list(widget.state.project.validation)
     assert len(pool) == 1 and widget.state.session.version == "v1"
+    assert widget.state.session.predictor.tta == 2
+    assert widget.state.session.meta["training"]["config"]["augment"]["rotate"] is False
     # roll back from the drop-down
     widget.models.combo.setCurrentText("default")
     widget.models.use_version("default")
