@@ -101,3 +101,17 @@ def test_inference_copy_matches_the_model(tiny_session, make_blob):
     assert predictor.model.training is False
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())  # the model itself is untouched
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor._net.modules())
+
+
+def test_latencies_are_taken_in_turn_with_a_rotating_first_model():
+    """Each model is timed on every image, next to the others, and none always goes first."""
+    import torch
+
+    from napari_nevseg.bench._measure import _in_turn
+
+    order: list[tuple[int, str]] = []
+    calls = [lambda name, i=i: order.append((i, name)) for i in range(3)]
+    times = _in_turn(["a", "b", "c"], calls, torch.device("cpu"))
+    assert order == [(0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b")]
+    assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(t >= 0 for ts in times.values() for t in ts)

@@ -43,10 +43,11 @@ from napari_nevseg.bench._measure import (
     _decode_and_write,
     _environment,
     _finetune,
+    _latency,
     _monai,
     _monai_networks,
-    _speed,
     _startup,
+    _throughput,
 )
 from napari_nevseg.bench._report import format_report
 
@@ -158,15 +159,22 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="nevseg-bench-") as tmp:
         out_dir = Path(tmp)
         report["pipeline"] = _decode_and_write(timed_files, out_dir)
+        sessions = {}
         for name, (net, net_meta) in networks.items():
-            print(f"bench: timing {LABELS[name]} ...", flush=True)
+            sessions[name] = ModelSession(net, net_meta, device, name)
+            sessions[name].predictor.precision = args.precision
+        if sessions:
+            print(f"bench: per-image latency, {', '.join(LABELS[n] for n in sessions)} in turn ...", flush=True)
+            latency = _latency(sessions, timed_files, rgbs, out_dir / "latency")
+        for name, (net, net_meta) in networks.items():
+            print(f"bench: throughput and fine-tuning of {LABELS[name]} ...", flush=True)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            session = ModelSession(net, net_meta, device, name)
-            session.predictor.precision = args.precision
+            session = sessions.pop(name)
             row: dict[str, Any] = {"label": LABELS[name], "parameters": sum(p.numel() for p in net.parameters()),
                                    "precision": str(session.predictor.amp_dtype or torch.float32).replace("torch.", "")}
-            row.update(_speed(session, timed_files, rgbs, out_dir / name, workers))
+            row.update(latency[name])
+            row.update(_throughput(session, timed_files, rgbs, out_dir / name, workers))
             if ft_sets is not None:
                 row.update(_finetune(session, net_meta, *ft_sets, args.device))
             row["rss_mb"] = _rss_mb()

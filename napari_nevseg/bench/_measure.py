@@ -166,32 +166,61 @@ def _decode_and_write(files: list[Path], out_dir: Path) -> dict[str, Any]:
     return {"decode_ms": ms(decode), "encode_png_ms": ms(encode), "write_mask_png_ms": ms(write)}
 
 
-def _speed(session, files: list[Path], rgbs: list, out_dir: Path, workers: int) -> dict[str, Any]:
-    """Per-image and batch-8 timings of one model through our pipeline."""
+def _in_turn(names: list[str], calls: list[Callable[[str], Any]], device) -> dict[str, list[float]]:
+    """Seconds of ``call(name)`` for every call and name, the names in turn within each call and
+    the first name rotating from one call to the next."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, call in enumerate(calls):
+        start = i % len(names)
+        for name in names[start:] + names[:start]:
+            times[name].append(_timed(lambda c=call, n=name: c(n), device)[0])
+    return times
+
+
+def _latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per-image latencies of every model, taken in turn on each image (the first model rotates),
+    so that a slow minute of a shared machine falls on all of them alike."""
     import numpy as np
 
     from napari_nevseg.core.image_io import read_image, write_mask_png
+
+    names = list(sessions)
+    rows: dict[str, dict[str, Any]] = {name: {} for name in names}
+    device = next(iter(sessions.values())).device
+
+    def in_turn(key: str, calls: list[Callable[[str], Any]]) -> None:
+        for name, times in _in_turn(names, calls, device).items():
+            rows[name][key] = 1000 * _median(times)
+
+    for name in names:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+
+    def file_to_file(path: Path, name: str) -> None:
+        write_mask_png(out_dir / name / f"{path.stem}.png", sessions[name].predictor.predict(read_image(path)).mask)
+
+    for name in names:  # warm-up: oneDNN / cuDNN pick their kernels on the first calls
+        for _ in range(2):
+            file_to_file(files[0], name)
+    in_turn("file_to_file_ms", [lambda n, f=f: file_to_file(f, n) for f in files])
+    in_turn("in_process_ms", [lambda n, im=im: sessions[n].predictor.predict(im) for im in rgbs])
+    one = {name: session.predictor._batch(rgbs[:1]) for name, session in sessions.items()}
+    reps = max(5, min(20, len(rgbs)))
+    in_turn("network_ms", [lambda n: sessions[n].predictor.forward(one[n])] * reps)
+    lows = {name: [session.predictor.low_res_probabilities([im])[0] for im in rgbs] for name, session in sessions.items()}
+    in_turn("postprocess_ms", [lambda n, i=i, im=im: sessions[n].predictor.finish(lows[n][i], im.shape[:2])
+                               for i, im in enumerate(rgbs)])
+    for name, session in sessions.items():
+        rows[name]["lesion_fraction_mean"] = float(np.mean(
+            [session.predictor.finish(lo, im.shape[:2]).mask.mean() for lo, im in zip(lows[name], rgbs, strict=True)]))
+    return rows
+
+
+def _throughput(session, files: list[Path], rgbs: list, out_dir: Path, workers: int) -> dict[str, Any]:
+    """Batch-8 and whole-pipeline throughput of one model."""
     from napari_nevseg.core.pipeline import predict_files
 
     predictor, device = session.predictor, session.device
     row: dict[str, Any] = {}
-    ms = lambda v: 1000 * _median(v)  # noqa: E731
-
-    def file_to_file(path: Path) -> None:
-        write_mask_png(out_dir / f"{path.stem}.png", predictor.predict(read_image(path)).mask)
-
-    for _ in range(2):  # warm-up: oneDNN / cuDNN pick their kernels on the first calls
-        file_to_file(files[0])
-    row["file_to_file_ms"] = ms([_timed(lambda f=f: file_to_file(f), device)[0] for f in files])
-    row["in_process_ms"] = ms([_timed(lambda im=im: predictor.predict(im), device)[0] for im in rgbs])
-    x1 = predictor._batch(rgbs[:1])
-    row["network_ms"] = 1000 * _repeat(lambda: predictor.forward(x1), device, reps=max(5, min(20, len(rgbs))))
-    lows = [predictor.low_res_probabilities([im])[0] for im in rgbs]
-    row["postprocess_ms"] = ms([_timed(lambda lo=lo, im=im: predictor.finish(lo, im.shape[:2]), device)[0]
-                                for lo, im in zip(lows, rgbs, strict=True)])
-    row["lesion_fraction_mean"] = float(np.mean([predictor.finish(lo, im.shape[:2]).mask.mean()
-                                                 for lo, im in zip(lows, rgbs, strict=True)]))
-
     eight = (rgbs * (8 // len(rgbs) + 1))[:8]
     x8 = predictor._batch(eight)
     row["batch8_network_ips"] = 8 / _repeat(lambda: predictor.forward(x8), device, reps=5)
