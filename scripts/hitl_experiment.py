@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--upright", action="store_true",
                         help="augment without rotations (people stand up; lesions have no up or down)")
+    parser.add_argument("--copy-paste", type=float, default=0.0,
+                        help="probability of pasting another training image's object into each image")
     parser.add_argument("--keep-largest", action="store_true", help="person masks: keep only the largest region")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -68,7 +70,7 @@ def main() -> int:
     train_s, val_s = labelled[args.n_val :], labelled[: args.n_val]
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                          freeze_bn=not args.unfreeze_bn, max_minutes=args.minutes, threads=args.threads,
-                         device="cpu", seed=args.seed, augment=AugmentConfig(rotate=not args.upright))
+                         device="cpu", seed=args.seed, augment=AugmentConfig(rotate=not args.upright, copy_paste=args.copy_paste))
     started = time.perf_counter()
 
     def show(p):

@@ -60,7 +60,8 @@ def main() -> None:
         apply_mask_undoable(widget.state.mask_layer, read_mask(REPO / "sample_data" / "masks" / f"{stem}.png"))
         widget.review.accept_current()
     widget.tabs.setCurrentWidget(widget.finetune)
-    widget.finetune.epochs.setValue(12)
+    widget.finetune.epochs.setValue(40)
+    widget.finetune.patience.setValue(40)  # still running when the picture is taken
     widget.finetune.start()
     wait(lambda: len(widget.finetune.plot.dices) >= 4)
     settle()

@@ -4,7 +4,9 @@ Geometry (one affine warp per image, image and mask alike): rotation by any angl
 (a lesion has no up or down), zoom 0.8-1.25x and a small shift; what comes in from outside is black, like the
 dermoscope's vignette.
 Colour: brightness, contrast, saturation, per-channel gain (white balance of another dermoscope)
-and gamma. Optional dark hair-like strokes.
+and gamma. Optional dark hair-like strokes. Optional copy-paste (Ghiasi et al. 2021, "Simple
+Copy-Paste"): the object of another image in the batch pasted over this one, so that a few
+labelled images make many scenes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class AugmentConfig:
     channel_gain: float = 0.08
     gamma: float = 0.2
     hairs: int = 0
+    copy_paste: float = 0.0  # probability that an image gets another one's object pasted in
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -74,6 +77,19 @@ def _colour(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> t
     return images
 
 
+def _copy_paste(images: torch.Tensor, masks: torch.Tensor, prob: float, gen: torch.Generator):
+    """With probability ``prob`` per image, paste the object of another image of the batch (at
+    that image's own augmented position) over it; the mask becomes the union of both."""
+    n = images.shape[0]
+    if n < 2 or prob <= 0:
+        return images, masks
+    donors = ((torch.arange(n) + torch.randint(1, n, (n,), generator=gen)) % n).to(images.device)
+    chosen = (torch.rand(n, generator=gen) < prob).to(images.device, images.dtype).view(n, 1, 1, 1)
+    pasted = masks[donors] * chosen
+    images = images * (1 - pasted) + images[donors] * pasted
+    return images, torch.maximum(masks, pasted)
+
+
 def _hairs(images: torch.Tensor, count: int, gen: torch.Generator) -> torch.Tensor:
     n, _, h, w = images.shape
     ys = torch.linspace(-1, 1, h, device=images.device).view(1, h, 1)
@@ -95,6 +111,8 @@ def augment_batch(
     ``gen`` is a CPU generator, so a seed gives the same augmentations on every device.
     """
     images, masks = _affine(images, masks, cfg, gen)
+    if cfg.copy_paste:
+        images, masks = _copy_paste(images, masks, cfg.copy_paste, gen)
     images = _colour(images, cfg, gen)
     if cfg.hairs:
         images = _hairs(images, cfg.hairs, gen)
