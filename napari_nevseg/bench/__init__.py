@@ -166,11 +166,16 @@ def run(args: argparse.Namespace) -> int:
         if sessions:
             print(f"bench: per-image latency, {', '.join(LABELS[n] for n in sessions)} in turn ...", flush=True)
             latency = _latency(sessions, timed_files, rgbs, out_dir / "latency")
+        if device.type == "cuda":  # one model on the GPU at a time from here, for its memory rows
+            for parked in sessions.values():
+                parked.predictor.to_device(torch.device("cpu"))
+            _free(device)
         for name, (net, net_meta) in networks.items():
             print(f"bench: throughput and fine-tuning of {LABELS[name]} ...", flush=True)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
             session = sessions.pop(name)
+            if device.type == "cuda":
+                session.predictor.to_device(device)
+                torch.cuda.reset_peak_memory_stats(device)
             row: dict[str, Any] = {"label": LABELS[name], "parameters": sum(p.numel() for p in net.parameters()),
                                    "precision": str(session.predictor.amp_dtype or torch.float32).replace("torch.", "")}
             row.update(latency[name])

@@ -170,14 +170,15 @@ class ResUNet(nn.Module):
     quantification using residual U-Net").
 
     The first stage already downsamples, so no feature map is computed at full resolution except
-    the thin one before the head: about four times cheaper than :class:`UNet` at the same width,
+    (with ``top="refine"``) the thin one before the head: four to five times cheaper than
+    :class:`UNet` at the same width,
     which on a CPU buys more epochs and larger working sizes for the same time. ``channels[i]``
     is the width after the ``i``-th stride-2 stage; the last entry is the bottleneck (stride 1).
 
     ``top`` is how the last stage returns to full resolution: ``"refine"`` (transposed convolution
     to ``head_channels``, a residual 3x3 convolution, a 1x1 head) or ``"direct"`` (one transposed
     convolution straight to the logit, as MONAI's UNet ends; 16% faster on the CPU, and no
-    feature map at full resolution at all).
+    feature map at full resolution at all; ``head_channels`` is not used).
     """
 
     def __init__(

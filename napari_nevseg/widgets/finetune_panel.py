@@ -98,6 +98,7 @@ class FinetunePanel(QWidget):
         state.records_changed.connect(self.refresh)
         state.busy_changed.connect(self._update_enabled)
         state.session_changed.connect(self._update_enabled)
+        state.session_changed.connect(self._follow_model)
         self.refresh()
 
     # -- data ----------------------------------------------------------------------------
@@ -150,6 +151,15 @@ class FinetunePanel(QWidget):
             )
             self.rounds_plot.set_values(by_version)
         self._update_enabled()
+
+    def _follow_model(self, *_) -> None:
+        """Start from what the active model was trained with: a model fine-tuned upright is
+        fine-tuned upright again (its test-time flips assume it)."""
+        session = self.state.session
+        training = (session.meta.get("training") or {}) if session is not None else {}
+        augment = (training.get("config") or {}).get("augment") or {}
+        if "rotate" in augment:
+            self.upright.setChecked(not augment["rotate"])
 
     def _update_enabled(self, *_) -> None:
         training = self.state.is_busy("train")

@@ -88,12 +88,14 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
     assert len(pool) == 1 and widget.state.session.version == "v1"
     assert widget.state.session.predictor.tta == 2
     assert widget.state.session.meta["training"]["config"]["augment"]["rotate"] is False
+    assert widget.finetune.upright.isChecked()  # the next fine-tune of v1 stays upright
     # roll back from the drop-down
     widget.models.combo.setCurrentText("default")
     widget.models.use_version("default")
     wait_idle(qtbot, widget)
     assert widget.state.session.version == "default"
     assert widget.state.registry.active == "default"
+    assert not widget.finetune.upright.isChecked()  # the lesion model was trained with rotations
     # one more reviewed image, a second round: the old pool is kept, nothing reshuffled
     correct_with_reference(widget, "IMD405")
     widget.finetune.start()
