@@ -180,3 +180,13 @@ def test_cpu_layout_follows_the_network():
     assert res._batch([image]).is_contiguous()
     res.to_device(torch.device("cpu"))  # the out-of-memory fallback applies the same rule
     assert not res.channels_last
+
+
+def test_upright_flips_never_turn_an_image_upside_down():
+    """The flips a model with an up keeps (training.inherited_tta) are a prefix of TTA_FLIPS
+    without the height axis; the full set has all four."""
+    from napari_nevseg.core.inference import TTA_FLIPS, UPRIGHT_TTA
+
+    assert all(2 not in dims for dims in TTA_FLIPS[:UPRIGHT_TTA])
+    assert (3,) in TTA_FLIPS[:UPRIGHT_TTA]
+    assert set(TTA_FLIPS) == {(), (3,), (2,), (2, 3)}

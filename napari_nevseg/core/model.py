@@ -171,9 +171,9 @@ class ResUNet(nn.Module):
 
     The first stage already downsamples, so no feature map is computed at full resolution except
     (with ``top="refine"``) the thin one before the head: four to five times cheaper than
-    :class:`UNet` at the same width,
-    which on a CPU buys more epochs and larger working sizes for the same time. ``channels[i]``
-    is the width after the ``i``-th stride-2 stage; the last entry is the bottleneck (stride 1).
+    :class:`UNet` at the same width, which on a CPU buys more epochs and larger working sizes
+    for the same time. ``channels[i]`` is the width after the ``i``-th stride-2 stage; the last
+    entry is the bottleneck (stride 1).
 
     ``top`` is how the last stage returns to full resolution: ``"refine"`` (transposed convolution
     to ``head_channels``, a residual 3x3 convolution, a 1x1 head) or ``"direct"`` (one transposed
@@ -190,8 +190,10 @@ class ResUNet(nn.Module):
         top: str = "refine",
     ) -> None:
         super().__init__()
-        if len(channels) < 2 or min(channels) < 1 or head_channels < 1:
+        if len(channels) < 2 or min(channels) < 1:
             raise ValueError("channels needs at least two positive entries")
+        if head_channels < 1:
+            raise ValueError("head_channels must be at least 1")
         if top not in ("refine", "direct"):
             raise ValueError(f"unknown top {top!r}: use 'refine' or 'direct'")
         self.depth = len(channels) - 1

@@ -24,6 +24,7 @@ from napari_nevseg.core.augment import AugmentConfig, augment_batch
 from napari_nevseg.core.convert import to_bool_mask, to_rgb_uint8
 from napari_nevseg.core.data import Pair, load_pair, resize_mask, resize_rgb
 from napari_nevseg.core.device import select_device
+from napari_nevseg.core.inference import UPRIGHT_TTA
 from napari_nevseg.core.losses import bce_dice_loss
 from napari_nevseg.core.model import build_model, count_parameters, freeze_batchnorm
 
@@ -194,7 +195,7 @@ def inherited_tta(parent_meta: dict[str, Any] | None, augment: AugmentConfig) ->
     trained without rotations (objects with an up, such as people) is not asked to see its
     images upside down, so it keeps at most the identity and the left-right flip."""
     tta = int((parent_meta or {}).get("tta", 1))
-    return tta if augment.rotate else min(tta, 2)
+    return tta if augment.rotate else min(tta, UPRIGHT_TTA)
 
 
 def train(
