@@ -47,6 +47,9 @@ def main() -> int:
                         help="augment without rotations (people stand up; lesions have no up or down)")
     parser.add_argument("--copy-paste", type=float, default=0.0,
                         help="probability of pasting another training image's object into each image")
+    parser.add_argument("--colour-strength", type=float, default=1.0,
+                        help="widen every colour jitter this many times (photographs vary more than dermoscopes)")
+    parser.add_argument("--ema", type=float, default=None, help="keep a moving average of the weights with this decay per step")
     parser.add_argument("--keep-largest", action="store_true", help="person masks: keep only the largest region")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -70,7 +73,8 @@ def main() -> int:
     train_s, val_s = labelled[args.n_val :], labelled[: args.n_val]
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                          freeze_bn=not args.unfreeze_bn, max_minutes=args.minutes, threads=args.threads,
-                         device="cpu", seed=args.seed, augment=AugmentConfig(rotate=not args.upright, copy_paste=args.copy_paste))
+                         device="cpu", seed=args.seed, ema_decay=args.ema,
+                         augment=AugmentConfig(rotate=not args.upright, copy_paste=args.copy_paste).with_colour_strength(args.colour_strength))
     started = time.perf_counter()
 
     def show(p):

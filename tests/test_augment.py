@@ -3,6 +3,7 @@ copy-paste makes the union of two objects."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from napari_nevseg.core.augment import AugmentConfig, _copy_paste, augment_batch
@@ -61,3 +62,19 @@ def test_copy_paste_pastes_another_object_and_unites_the_masks():
     assert AugmentConfig().copy_paste == 0.0
     one_image, one_mask = _copy_paste(images[:1], masks[:1], 1.0, torch.Generator().manual_seed(0))
     assert torch.equal(one_image, images[:1]) and torch.equal(one_mask, masks[:1])
+
+
+def test_colour_strength_widens_colour_only():
+    base = AugmentConfig(zoom=(0.9, 1.1), copy_paste=0.3)
+    strong = base.with_colour_strength(2.0)
+    assert (strong.brightness, strong.contrast, strong.saturation, strong.channel_gain, strong.gamma) == (
+        0.4, 0.4, 0.5, 0.16, 0.4)
+    assert (strong.rotate, strong.zoom, strong.shift, strong.copy_paste) == (base.rotate, base.zoom, base.shift, 0.3)
+    assert base.with_colour_strength(0.0) == AugmentConfig(zoom=(0.9, 1.1), copy_paste=0.3, **NO_COLOUR)
+    images, masks = _squares()
+    run = lambda k: augment_batch(images, masks, AugmentConfig(rotate=False).with_colour_strength(k), torch.Generator().manual_seed(1))[0]  # noqa: E731
+    plain = run(0.0)  # the same seed draws the same geometry at every strength
+    change = lambda k: float((run(k) - plain).abs().mean())  # noqa: E731
+    assert 0 < change(1.0) < change(3.0)
+    with pytest.raises(ValueError, match="colour strength"):
+        base.with_colour_strength(-1)

@@ -211,3 +211,36 @@ def test_evaluate_dice_perfect_and_empty(data):
     assert score == pytest.approx(1.0)
     empty = TrainingSet(train_set.images[:0], train_set.masks[:0], [])
     assert math.isnan(evaluate_dice(oracle, empty, [0.5] * 3, [0.2] * 3, torch.device("cpu")))
+
+
+def _max_change(a: dict, b: dict) -> float:
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a if a[k].is_floating_point())
+
+
+def test_weight_average_is_what_is_kept(data, model_meta):
+    """With ``ema_decay`` the returned weights are the moving average: a decay of 0 keeps the
+    last step's weights (the same as no average), a decay next to 1 barely leaves the start."""
+    train_set, _ = data
+    torch.manual_seed(0)
+    init = (UNet(**TINY), model_meta(version="v1"))
+    start = init[0].state_dict()
+
+    def run(decay):
+        return _run(train(train_set, None, _config(epochs=3, lr=1e-2, ema_decay=decay), init=init))[1]
+
+    plain, last, slow = run(None), run(0.0), run(1 - 1e-9)
+    assert _max_change(plain.model.state_dict(), last.model.state_dict()) == 0.0
+    assert _max_change(plain.model.state_dict(), start) > 1e-3
+    assert _max_change(slow.model.state_dict(), start) < 1e-6
+    assert slow.metadata["training"]["config"]["ema_decay"] == 1 - 1e-9
+
+
+def test_weight_average_is_validated_and_kept(data, model_meta):
+    """Early stopping scores the average: its best epoch's weights come back."""
+    train_set, val_set = data
+    init = (UNet(**TINY), model_meta(version="v1"))
+    steps, result = _run(train(train_set, val_set, _config(epochs=3, lr=1e-2, ema_decay=0.5), init=init))
+    scores = [p.val_dice for p in steps if p.val_dice is not None]
+    assert result.val_dice_best == max([result.val_dice_before, *scores])
+    mean, std = model_meta()["normalization"]["mean"], model_meta()["normalization"]["std"]
+    assert evaluate_dice(result.model, val_set, mean, std, torch.device("cpu")) == pytest.approx(result.val_dice_best)

@@ -12,7 +12,7 @@ labelled images make many scenes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,20 @@ class AugmentConfig:
     gamma: float = 0.2
     hairs: int = 0
     copy_paste: float = 0.0  # probability that an image gets another one's object pasted in
+
+    def with_colour_strength(self, factor: float) -> AugmentConfig:
+        """The same augmentation with every colour jitter (brightness, contrast, saturation,
+        channel gain, gamma) ``factor`` times as wide; geometry unchanged."""
+        if factor < 0:
+            raise ValueError(f"colour strength must be 0 or more, not {factor}")
+        return replace(
+            self,
+            brightness=self.brightness * factor,
+            contrast=self.contrast * factor,
+            saturation=self.saturation * factor,
+            channel_gain=self.channel_gain * factor,
+            gamma=self.gamma * factor,
+        )
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

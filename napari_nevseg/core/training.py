@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from napari_nevseg.core.augment import AugmentConfig, augment_batch
 from napari_nevseg.core.convert import to_bool_mask, to_rgb_uint8
@@ -63,6 +64,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ema_decay: float | None = None  # validate and keep an exponential moving average of the weights
 
 
 @dataclass
@@ -208,6 +210,10 @@ def train(
 
     Early stopping: with ``config.patience`` and a validation set, stops after that many epochs
     without a better validation Dice; the best epoch's weights are returned.
+
+    With ``config.ema_decay``, the weights validated and returned are an exponential moving
+    average of the trained ones (updated after every step), which is steadier than the last
+    step's on a few images.
     """
     if len(train_set) == 0:
         raise ValueError("no training images: accept or correct some masks first")
@@ -233,6 +239,11 @@ def train(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     m, s = _stats(mean, std, device)
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+                if config.ema_decay else None)
+    if averaged is not None:
+        averaged.update_parameters(model)  # the average starts at the starting weights
+    scored = averaged.module if averaged is not None else model  # the weights validated and kept
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
@@ -274,6 +285,8 @@ def train(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 step += 1
                 losses.append(loss.item())
                 elapsed = time.perf_counter() - started
@@ -281,11 +294,11 @@ def train(
                 if deadline:
                     remaining = min(remaining, max(0.0, deadline - time.perf_counter()))
                 last = b == steps_per_epoch - 1
-                val = evaluate_dice(model, val_set, mean, std, device) if (last and has_val) else None
+                val = evaluate_dice(scored, val_set, mean, std, device) if (last and has_val) else None
                 improved = val is not None and val > best_dice
                 if improved:
                     best_dice, best_epoch = val, epoch
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in scored.state_dict().items()}
                 if last:
                     history.append({"epoch": epoch, "loss": float(np.mean(losses)), **({"val_dice": val} if val is not None else {})})
                 yield TrainProgress(
@@ -305,6 +318,8 @@ def train(
                     break
         if best_state is not None:
             model.load_state_dict(best_state)
+        elif averaged is not None and not has_val:
+            model.load_state_dict(scored.state_dict())
         elif has_val and init is not None:
             # no epoch beat the starting model on validation: keep the starting weights
             model.load_state_dict(init[0].state_dict())
@@ -340,7 +355,7 @@ def train(
         }
         return TrainResult(model, metadata, history, best_epoch, before, metadata["metrics"]["val_dice"], seconds, stopped_by)
     finally:
-        del optimizer
+        del optimizer, averaged, scored
         torch.set_num_threads(previous_threads)
         if device.type == "cuda":
             torch.cuda.empty_cache()
