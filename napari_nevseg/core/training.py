@@ -31,6 +31,7 @@ from napari_nevseg.core.model import build_model, count_parameters, freeze_batch
 
 __all__ = [
     "TrainConfig",
+    "PEOPLE_EMA_DECAY",
     "TrainingSet",
     "TrainProgress",
     "TrainResult",
@@ -65,6 +66,10 @@ class TrainConfig:
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     ema_decay: float | None = None  # validate and keep an exponential moving average of the weights
+
+
+#: the moving-average decay per step used with :data:`~napari_nevseg.core.augment.PEOPLE_AUGMENT`
+PEOPLE_EMA_DECAY = 0.99
 
 
 @dataclass
