@@ -2,7 +2,8 @@
 score the images it did not see, before and after (issue: fine-tune in the background).
 
     python scripts/hitl_experiment.py person      # 10 person photos -> Dice on the other 82
-    python scripts/hitl_experiment.py person --people --n-val 0 --epochs 150 --lr 2e-3 --keep-largest
+    python scripts/hitl_experiment.py person --n-val 0 --epochs 150 --lr 2e-3 --upright --keep-largest \
+        --copy-paste 0.5 --colour-strength 2 --ema 0.99        # the person recipe (README)
     python scripts/hitl_experiment.py ph2-shift   # 10 colour-shifted PH2 test images -> the rest
 
 Reads ../shared/data (never shipped). Prints one line per epoch and a summary; --json writes it.
@@ -19,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from napari_nevseg.core.augment import PEOPLE_AUGMENT, AugmentConfig
+from napari_nevseg.core.augment import AugmentConfig
 from napari_nevseg.core.data import find_pairs, load_pair
 from napari_nevseg.core.hitl import colour_shift, finetune_round
 from napari_nevseg.core.postprocess import Cleanup
 from napari_nevseg.core.session import ModelSession
-from napari_nevseg.core.training import PEOPLE_EMA_DECAY, TrainConfig
+from napari_nevseg.core.training import TrainConfig
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -51,9 +52,6 @@ def main() -> int:
     parser.add_argument("--colour-strength", type=float, default=1.0,
                         help="widen every colour jitter this many times (photographs vary more than dermoscopes)")
     parser.add_argument("--ema", type=float, default=None, help="keep a moving average of the weights with this decay per step")
-    parser.add_argument("--people", action="store_true",
-                        help="the fine-tune widget's 'objects have an up' settings: augment.PEOPLE_AUGMENT and "
-                             "training.PEOPLE_EMA_DECAY (instead of --upright --copy-paste --colour-strength --ema)")
     parser.add_argument("--keep-largest", action="store_true", help="person masks: keep only the largest region")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -77,8 +75,6 @@ def main() -> int:
     train_s, val_s = labelled[args.n_val :], labelled[: args.n_val]
     augment = AugmentConfig(rotate=not args.upright, copy_paste=args.copy_paste).with_colour_strength(args.colour_strength)
     ema_decay = args.ema
-    if args.people:
-        augment, ema_decay = PEOPLE_AUGMENT, PEOPLE_EMA_DECAY
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                          freeze_bn=not args.unfreeze_bn, max_minutes=args.minutes, threads=args.threads,
                          device="cpu", seed=args.seed, ema_decay=ema_decay, augment=augment)

@@ -78,3 +78,5 @@ def test_colour_strength_widens_colour_only():
     assert 0 < change(1.0) < change(3.0)
     with pytest.raises(ValueError, match="colour strength"):
         base.with_colour_strength(-1)
+    with pytest.raises(ValueError, match="below 1"):  # saturation 0.25 x 4: a factor could reach 0
+        base.with_colour_strength(4.0)

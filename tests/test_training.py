@@ -235,12 +235,31 @@ def test_weight_average_is_what_is_kept(data, model_meta):
     assert slow.metadata["training"]["config"]["ema_decay"] == 1 - 1e-9
 
 
-def test_weight_average_is_validated_and_kept(data, model_meta):
-    """Early stopping scores the average: its best epoch's weights come back."""
-    train_set, val_set = data
-    init = (UNet(**TINY), model_meta(version="v1"))
-    steps, result = _run(train(train_set, val_set, _config(epochs=3, lr=1e-2, ema_decay=0.5), init=init))
+def test_weight_average_is_validated_and_kept(make_blob):
+    """Early stopping scores the average and keeps its best epoch: not the raw weights (a run
+    with the same seed and no average), and the kept model scores what was reported."""
+    train_set = make_training_set(_samples(make_blob, 12), WORK)
+    val_set = make_training_set(_samples(make_blob, 4, 200), WORK)
+
+    def run(decay):
+        config = _config(arch_params={"width": 8, "depth": 2, "norm": "batch"}, epochs=6, lr=1e-2,
+                         warmup_fraction=0.0, ema_decay=decay)
+        return _run(train(train_set, val_set, config))
+
+    steps, averaged = run(0.5)
+    _, raw = run(None)
     scores = [p.val_dice for p in steps if p.val_dice is not None]
-    assert result.val_dice_best == max([result.val_dice_before, *scores])
-    mean, std = model_meta()["normalization"]["mean"], model_meta()["normalization"]["std"]
-    assert evaluate_dice(result.model, val_set, mean, std, torch.device("cpu")) == pytest.approx(result.val_dice_best)
+    assert averaged.val_dice_best == max([averaged.val_dice_before, *scores])
+    assert averaged.best_epoch > 0, "no epoch beat the start: the test would show nothing"
+    assert _max_change(averaged.model.state_dict(), raw.model.state_dict()) > 1e-4
+    mean, std = averaged.metadata["normalization"]["mean"], averaged.metadata["normalization"]["std"]
+    assert evaluate_dice(averaged.model, val_set, mean, std, torch.device("cpu")) == pytest.approx(averaged.val_dice_best)
+
+
+@pytest.mark.parametrize("decay", [1.0, -0.1, 1.5])
+def test_weight_average_decay_out_of_range(data, decay):
+    train_set, _ = data
+    threads = torch.get_num_threads()
+    with pytest.raises(ValueError, match="ema_decay"):
+        next(train(train_set, None, _config(ema_decay=decay, threads=1)))
+    assert torch.get_num_threads() == threads  # refused before the thread count was touched

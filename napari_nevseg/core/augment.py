@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentConfig", "augment_batch", "PEOPLE_AUGMENT"]
+__all__ = ["AugmentConfig", "augment_batch"]
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ class AugmentConfig:
     def with_colour_strength(self, factor: float) -> AugmentConfig:
         """The same augmentation with every colour jitter (brightness, contrast, saturation,
         channel gain, gamma) ``factor`` times as wide; geometry unchanged."""
-        if factor < 0:
-            raise ValueError(f"colour strength must be 0 or more, not {factor}")
-        return replace(
+        widened = replace(
             self,
             brightness=self.brightness * factor,
             contrast=self.contrast * factor,
@@ -47,13 +45,14 @@ class AugmentConfig:
             channel_gain=self.channel_gain * factor,
             gamma=self.gamma * factor,
         )
+        spreads = (widened.brightness, widened.contrast, widened.saturation, widened.channel_gain, widened.gamma)
+        if factor < 0 or max(spreads) >= 1:
+            # each jitter multiplies by 1 +- spread: a spread of 1 or more can zero or negate a
+            # factor (a gamma of 0 or less turns black into infinity)
+            raise ValueError(f"colour strength {factor} is out of range: every jitter must stay below 1, "
+                             f"the widest would be {max(spreads):.2f}")
+        return widened
 
-
-
-#: Fine-tuning on photographs of people (objects with an up): no rotations, another training
-#: image's person pasted in half the time, twice the colour jitter of a dermoscope. Measured on
-#: person photos with scripts/hitl_experiment.py (README, "Fine-tuning in the loop").
-PEOPLE_AUGMENT = AugmentConfig(rotate=False, copy_paste=0.5).with_colour_strength(2.0)
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, generator=gen) * (high - low) + low).to(device)

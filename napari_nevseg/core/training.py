@@ -31,7 +31,6 @@ from napari_nevseg.core.model import build_model, count_parameters, freeze_batch
 
 __all__ = [
     "TrainConfig",
-    "PEOPLE_EMA_DECAY",
     "TrainingSet",
     "TrainProgress",
     "TrainResult",
@@ -65,11 +64,11 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    ema_decay: float | None = None  # validate and keep an exponential moving average of the weights
+    #: keep (and validate) an exponential moving average of the weights, with this decay per
+    #: optimizer step (None: off). It remembers about 1 / (1 - decay) steps, so it suits runs of
+    #: many more steps than that: 0.99 over a 50-step run would still keep 60% of the start.
+    ema_decay: float | None = None
 
-
-#: the moving-average decay per step used with :data:`~napari_nevseg.core.augment.PEOPLE_AUGMENT`
-PEOPLE_EMA_DECAY = 0.99
 
 
 @dataclass
@@ -222,6 +221,11 @@ def train(
     """
     if len(train_set) == 0:
         raise ValueError("no training images: accept or correct some masks first")
+    if config.ema_decay is not None and not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), not {config.ema_decay}")
+    work_hw = tuple(init[1]["work_size"]) if init is not None else tuple(config.work_size)
+    if tuple(train_set.images.shape[-2:]) != work_hw:
+        raise ValueError(f"training images are {tuple(train_set.images.shape[-2:])}, the model works at {work_hw}")
     device = select_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.threads:
@@ -232,20 +236,19 @@ def train(
         model = copy.deepcopy(init[0]).to("cpu")
         parent_meta = init[1]
         arch, arch_params = parent_meta["arch"], parent_meta["arch_params"]
-        work_hw = tuple(parent_meta["work_size"])
         mean, std = parent_meta["normalization"]["mean"], parent_meta["normalization"]["std"]
     else:
-        arch, arch_params, work_hw, parent_meta = config.arch, dict(config.arch_params), config.work_size, None
+        arch, arch_params, parent_meta = config.arch, dict(config.arch_params), None
         model = build_model(arch, arch_params)
         mean, std = _channel_stats(train_set)
-    if tuple(train_set.images.shape[-2:]) != tuple(work_hw):
-        raise ValueError(f"training images are {tuple(train_set.images.shape[-2:])}, the model works at {work_hw}")
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     m, s = _stats(mean, std, device)
+    # buffers are averaged too (BatchNorm statistics, when not frozen); the integer step count
+    # of BatchNorm does not survive averaging, which is harmless: its momentum is fixed
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-                if config.ema_decay else None)
+                if config.ema_decay is not None else None)
     if averaged is not None:
         averaged.update_parameters(model)  # the average starts at the starting weights
     scored = averaged.module if averaged is not None else model  # the weights validated and kept
@@ -323,7 +326,7 @@ def train(
                     break
         if best_state is not None:
             model.load_state_dict(best_state)
-        elif averaged is not None and not has_val:
+        elif averaged is not None and (not has_val or init is None):
             model.load_state_dict(scored.state_dict())
         elif has_val and init is not None:
             # no epoch beat the starting model on validation: keep the starting weights

@@ -54,10 +54,8 @@ class FinetunePanel(QWidget):
         self.threads = QSpinBox(minimum=1, maximum=max(1, os.cpu_count() or 1), value=default_threads())
         self.threads.setToolTip("CPU threads for training; one core is left to the viewer by default")
         self.upright = QCheckBox("objects have an up (people, not lesions)")
-        self.upright.setToolTip("train without rotations and predict without upside-down flips, with "
-                                "stronger colour changes, another image's object pasted in and a moving "
-                                "average of the weights (measured on person photos); leave off for lesions, "
-                                "which look the same at any angle")
+        self.upright.setToolTip("train without rotations and predict without upside-down flips; "
+                                "leave off for lesions, which look the same at any angle")
         self.mark_btn = QPushButton("Use selected mask layer as ground truth")
         self.mark_btn.setToolTip("a Labels layer tied to its image (e.g. a corrected prediction) joins the training data")
         self.start_btn = QPushButton("Fine-tune")
@@ -191,9 +189,9 @@ class FinetunePanel(QWidget):
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
-        from napari_nevseg.core.augment import PEOPLE_AUGMENT, AugmentConfig
+        from napari_nevseg.core.augment import AugmentConfig
         from napari_nevseg.core.errors import NevsegError
-        from napari_nevseg.core.training import PEOPLE_EMA_DECAY, TrainConfig
+        from napari_nevseg.core.training import TrainConfig
         from napari_nevseg.widgets._finetune_job import finetune_job
 
         if self.state.session is None or self.state.project is None:
@@ -212,8 +210,7 @@ class FinetunePanel(QWidget):
         config = TrainConfig(
             epochs=self.epochs.value(), batch_size=4, lr=self.lr.value(), patience=self.patience.value(),
             freeze_bn=True, threads=self.threads.value(), device=self.state.session.device.type,
-            augment=PEOPLE_AUGMENT if self.upright.isChecked() else AugmentConfig(),
-            ema_decay=PEOPLE_EMA_DECAY if self.upright.isChecked() else None,
+            augment=AugmentConfig(rotate=not self.upright.isChecked()),
         )
         init = self.state.session.cpu_copy()
         self.plot.reset()
