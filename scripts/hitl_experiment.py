@@ -74,10 +74,9 @@ def main() -> int:
     labelled, evaluation = samples[: args.n_train], samples[args.n_train :]
     train_s, val_s = labelled[args.n_val :], labelled[: args.n_val]
     augment = AugmentConfig(rotate=not args.upright, copy_paste=args.copy_paste).with_colour_strength(args.colour_strength)
-    ema_decay = args.ema
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                          freeze_bn=not args.unfreeze_bn, max_minutes=args.minutes, threads=args.threads,
-                         device="cpu", seed=args.seed, ema_decay=ema_decay, augment=augment)
+                         device="cpu", seed=args.seed, ema_decay=args.ema, augment=augment)
     started = time.perf_counter()
 
     def show(p):

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 __all__ = ["AugmentConfig", "augment_batch"]
 
 
+#: the colour jitters of :class:`AugmentConfig`, each a spread around a factor of 1
+_COLOUR_JITTERS = ("brightness", "contrast", "saturation", "channel_gain", "gamma")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     rotate: bool = True
@@ -37,20 +41,13 @@ class AugmentConfig:
     def with_colour_strength(self, factor: float) -> AugmentConfig:
         """The same augmentation with every colour jitter (brightness, contrast, saturation,
         channel gain, gamma) ``factor`` times as wide; geometry unchanged."""
-        widened = replace(
-            self,
-            brightness=self.brightness * factor,
-            contrast=self.contrast * factor,
-            saturation=self.saturation * factor,
-            channel_gain=self.channel_gain * factor,
-            gamma=self.gamma * factor,
-        )
-        spreads = (widened.brightness, widened.contrast, widened.saturation, widened.channel_gain, widened.gamma)
-        if factor < 0 or max(spreads) >= 1:
+        widened = replace(self, **{name: getattr(self, name) * factor for name in _COLOUR_JITTERS})
+        widest = max(getattr(widened, name) for name in _COLOUR_JITTERS)
+        if factor < 0 or widest >= 1:
             # each jitter multiplies by 1 +- spread: a spread of 1 or more can zero or negate a
             # factor (a gamma of 0 or less turns black into infinity)
             raise ValueError(f"colour strength {factor} is out of range: every jitter must stay below 1, "
-                             f"the widest would be {max(spreads):.2f}")
+                             f"the widest would be {widest:.2f}")
         return widened
 
 

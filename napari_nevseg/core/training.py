@@ -70,7 +70,6 @@ class TrainConfig:
     ema_decay: float | None = None
 
 
-
 @dataclass
 class TrainingSet:
     """Images ``(N, 3, H, W) uint8`` and masks ``(N, 1, H, W) float32`` at working size."""
@@ -247,11 +246,11 @@ def train(
     m, s = _stats(mean, std, device)
     # buffers are averaged too (BatchNorm statistics, when not frozen); the integer step count
     # of BatchNorm does not survive averaging, which is harmless: its momentum is fixed
-    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-                if config.ema_decay is not None else None)
-    if averaged is not None:
+    averaged, scored = None, model  # scored: the weights validated and kept
+    if config.ema_decay is not None:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         averaged.update_parameters(model)  # the average starts at the starting weights
-    scored = averaged.module if averaged is not None else model  # the weights validated and kept
+        scored = averaged.module
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
