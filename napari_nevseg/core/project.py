@@ -62,10 +62,20 @@ class Status(str, Enum):
     PREDICTED = "predicted"
     CORRECTED = "corrected"
     ACCEPTED = "accepted"
+    NO_LESION = "no_lesion"
+    UNUSABLE = "unusable"
+    SECOND_OPINION = "second_opinion"
 
     @property
     def reviewed(self) -> bool:
-        return self in (Status.CORRECTED, Status.ACCEPTED)
+        """A person settled the mask (it is training data): accepted, corrected or no lesion."""
+        return self in (Status.CORRECTED, Status.ACCEPTED, Status.NO_LESION)
+
+    @property
+    def decided(self) -> bool:
+        """Set by a person, so a new prediction never overrides it (reviewed, unusable or
+        waiting for a second opinion)."""
+        return self.reviewed or self in (Status.UNUSABLE, Status.SECOND_OPINION)
 
 
 @dataclass
@@ -76,6 +86,7 @@ class ImageRecord:
     file: str
     status: Status = Status.UNREVIEWED
     model_version: str | None = None
+    model_hash: str | None = None
     uncertainty: float | None = None
     dice_prediction_vs_final: float | None = None
     predicted_at: str | None = None
@@ -162,7 +173,7 @@ class Project:
         for stem, path in sorted(files.items()):
             record = self.records.get(stem) or ImageRecord(stem, path.name)
             record.file = path.name
-            if stem in existing_masks and not record.status.reviewed:
+            if stem in existing_masks and not record.status.decided:
                 record.status = Status.ACCEPTED
                 record.reviewed_at = record.reviewed_at or _now()
             records[stem] = record
@@ -230,16 +241,39 @@ class Project:
             return None
 
     # -- review actions --------------------------------------------------------------------
-    def record_prediction(self, stem: str, mask: np.ndarray, model_version: str, uncertainty: float) -> None:
-        """Store a fresh prediction; a reviewed image keeps its status and mask."""
-        write_mask_png(self.prediction_path(stem), mask)
+    def write_prediction_file(self, stem: str, mask: np.ndarray) -> Path:
+        """Encode and atomically write the predicted mask; touches no state, so a worker thread
+        can do it and leave only :meth:`commit_prediction` to the main thread."""
+        return write_mask_png(self.prediction_path(stem), mask)
+
+    def commit_prediction(
+        self, stem: str, model_version: str, uncertainty: float, model_hash: str | None = None
+    ) -> ImageRecord:
+        """Record a prediction whose file is written; a decided image keeps its status and mask."""
         record = self.records[stem]
         record.model_version = model_version
+        record.model_hash = model_hash
         record.uncertainty = float(uncertainty)
         record.predicted_at = _now()
-        if not record.status.reviewed:
+        if not record.status.decided:
             record.status = Status.PREDICTED
         self.save()
+        return record
+
+    def record_prediction(
+        self, stem: str, mask: np.ndarray, model_version: str, uncertainty: float, model_hash: str | None = None
+    ) -> ImageRecord:
+        """Store a fresh prediction: :meth:`write_prediction_file` then :meth:`commit_prediction`."""
+        self.write_prediction_file(stem, mask)
+        return self.commit_prediction(stem, model_version, uncertainty, model_hash)
+
+    def set_status(self, stem: str, status: Status) -> ImageRecord:
+        """Mark an image (no lesion, unusable, second opinion, ...) without touching its mask."""
+        record = self.records[stem]
+        record.status = Status(status)
+        record.reviewed_at = _now()
+        self.save()
+        return record
 
     def review(self, stem: str, mask: np.ndarray) -> ImageRecord:
         """Write the reviewed mask at once and update the record: ``accepted`` when it equals
@@ -262,7 +296,7 @@ class Project:
         return record
 
     def training_stems(self) -> list[str]:
-        """Images with a reviewed mask on disk."""
+        """Images with a reviewed mask on disk; unusable and second-opinion images are left out."""
         return [s for s, r in self.records.items() if r.status.reviewed and self.mask_path(s).exists()]
 
     def ensure_validation(self, fraction: float = 0.2, minimum: int = 1, seed: int = 0) -> list[str]:
