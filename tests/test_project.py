@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -24,10 +24,12 @@ def test_open_new_project(project_dir):
     project = Project.open(project_dir)
     assert project.stems == [f"case{i}" for i in range(6)]
     assert all(r.status is Status.UNREVIEWED for r in project.records.values())
-    assert (project_dir / STATE_DIR / "state.json").is_file()
+    assert not (project_dir / STATE_DIR / "state.json").exists()
     assert (project_dir / STATE_DIR / "README.txt").read_text().startswith("napari-nevseg project state")
-    state = json.loads((project_dir / STATE_DIR / "state.json").read_text())
-    assert state["format"] == "napari-nevseg-project" and len(state["images"]) == 6
+    assert "project.sqlite" in (project_dir / STATE_DIR / "README.txt").read_text()
+    with sqlite3.connect(project_dir / STATE_DIR / "project.sqlite") as conn:
+        rows = conn.execute("SELECT stem, status FROM images ORDER BY stem").fetchall()
+    assert rows == [(f"case{i}", "unreviewed") for i in range(6)]
     assert project.counts() == {"unreviewed": 6, "predicted": 0, "corrected": 0, "accepted": 0,
                                 "no_lesion": 0, "unusable": 0, "second_opinion": 0}
     assert project.training_stems() == []
@@ -125,10 +127,16 @@ def test_images_added_and_removed_between_sessions(project_dir):
 
 
 def test_corrupt_state_file(project_dir):
-    Project.open(project_dir)
-    (project_dir / STATE_DIR / "state.json").write_text("{ half written")
+    """A damaged database, or a damaged state.json of an older version, is reported, not replaced."""
+    Project.open(project_dir).close()
+    (project_dir / STATE_DIR / "project.sqlite").write_bytes(b"{ half written" * 100)
     with pytest.raises(NevsegError, match="unreadable.*move it away"):
         Project.open(project_dir)
+    (project_dir / STATE_DIR / "project.sqlite").unlink()
+    (project_dir / STATE_DIR / "state.json").write_text("{ half written")
+    with pytest.raises(NevsegError, match="state.json is unreadable.*move it away"):
+        Project.open(project_dir)
+    assert (project_dir / STATE_DIR / "state.json").read_text() == "{ half written"
 
 
 def _review_all(project, stems):
