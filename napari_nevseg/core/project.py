@@ -25,6 +25,7 @@ import contextlib
 import getpass
 import os
 import random
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ class Project:
         self.user: str | None = _os_user()  # recorded with every change; the widget may set a name
         self.history_store = MaskHistory(store, self.state_dir)
         self._writes = MaskWrites(self)
+        # a project dropped without close() (a widget opening another) still frees its share of the lock
+        self._finalizer = weakref.finalize(self, _release, store, lock)
 
     # -- folders ------------------------------------------------------------------------------
     @property
@@ -135,9 +138,7 @@ class Project:
 
     def close(self) -> None:
         """Release the database and the lock (a second call does nothing)."""
-        with contextlib.suppress(Exception):
-            self.store.close()
-        self._lock.release()
+        self._finalizer()
 
     def __enter__(self) -> Project:
         return self
@@ -369,6 +370,12 @@ class Project:
         for record in self.records.values():
             out[record.status.value] += 1
         return out
+
+
+def _release(store: ProjectStore, lock: ProjectLock) -> None:
+    with contextlib.suppress(Exception):
+        store.close()
+    lock.release()
 
 
 def _image_names(folder: Path):
