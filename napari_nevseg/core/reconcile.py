@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from napari_nevseg.core.image_io import list_images
+from napari_nevseg.core.image_io import IMAGE_SUFFIXES
 from napari_nevseg.core.records import ImageRecord, Status, now_utc
 from napari_nevseg.core.store import KEEP, ProjectStore
 
@@ -30,6 +30,14 @@ class _Fixes:
 
     def __bool__(self) -> bool:
         return bool(self.new or self.updates)
+
+
+def _image_names(images_dir: Path) -> list[str]:
+    """The image files in ``images_dir`` by name, sorted (as :func:`list_images`, minus the cost of
+    a Path per file: it matters at 20,000 images)."""
+    with os.scandir(images_dir) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".")
+                      and e.name[e.name.rfind("."):].lower() in IMAGE_SUFFIXES and e.is_file())
 
 
 def _mask_stamps(masks_dir: Path) -> dict[str, str]:
@@ -88,18 +96,19 @@ def reconcile(store: ProjectStore, images_dir: Path, masks_dir: Path, history_di
     masks = _mask_stamps(masks_dir)
     fixes = _Fixes()
     out: dict[str, ImageRecord] = {}
-    for path in list_images(images_dir):
-        stem = path.stem
+    files = {name[: name.rfind(".")]: name for name in _image_names(images_dir)}  # case0.png over .jpg
+    for stem, name in sorted(files.items()):
         record = records.get(stem)
         if record is None:
-            record = ImageRecord(stem, path.name)
+            record = ImageRecord(stem, name)
             fixes.new.append(record)
-        elif record.file != path.name:
-            record.file = path.name
+        elif record.file != name:
+            record.file = name
             fixes.updates.append((record, ("file",), KEEP))
-        mask_file = masks_dir / f"{stem}.png"
-        _check_mask(record, stamps.get(stem), masks.get(stem), fixes,
-                    lambda stem=stem, mask_file=mask_file: _same_as_saved(store, history_dir, stem, mask_file))
+        known, current = stamps.get(stem), masks.get(stem)
+        if current != known or current is None and (known is not None or record.status.reviewed):
+            _check_mask(record, known, current, fixes,
+                        lambda s=stem: _same_as_saved(store, history_dir, s, masks_dir / f"{s}.png"))
         out[stem] = record
     if fixes:
         _write(store, fixes)
