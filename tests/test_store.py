@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_nevseg.core.errors import MaskError, ProjectInUseError
+from napari_nevseg.core.errors import MaskError, NevsegError, ProjectInUseError
 from napari_nevseg.core.project import STATE_DIR, Effort, Project, Status
 from tests.legacy import project_v1
 
@@ -284,3 +284,16 @@ def test_network_file_systems_use_the_rollback_journal(project_dir, monkeypatch)
     project = Project.open(project_dir)
     assert project.store.journal_mode == "DELETE"
     assert project.store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_database_of_a_newer_version_is_not_touched(project_dir):
+    Project.open(project_dir).close()
+    with closing(_db(project_dir)) as conn, conn:
+        conn.execute("UPDATE settings SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(NevsegError, match="newer napari-nevseg"):
+        Project.open(project_dir)
+    code = f"from napari_nevseg.core.project import Project\ntry:\n    Project.open({str(project_dir)!r})\n" \
+           "except Exception as exc:\n    print(type(exc).__name__)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.stdout.strip() == "NevsegError"  # not ProjectInUseError: the refusal freed the lock

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from napari_nevseg.core.atomic import atomic_write_text
-from napari_nevseg.core.errors import MaskError, NoPairsError, ProjectInUseError
+from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError, ProjectInUseError
 from napari_nevseg.core.fs_kind import network_fs_type
 from napari_nevseg.core.history import MaskHistory
 from napari_nevseg.core.image_io import read_image, read_mask, write_mask_png
@@ -45,7 +45,7 @@ from napari_nevseg.core.project_lock import ProjectLock
 from napari_nevseg.core.readme import README
 from napari_nevseg.core.reconcile import reconcile
 from napari_nevseg.core.records import Effort, ImageRecord, MaskVersion, Status, now_utc
-from napari_nevseg.core.store import ProjectStore
+from napari_nevseg.core.store import SCHEMA_VERSION, ProjectStore
 
 __all__ = ["Status", "Effort", "ImageRecord", "MaskVersion", "Project", "ProjectInUseError", "STATE_DIR"]
 
@@ -121,8 +121,12 @@ class Project:
         store = None
         try:
             store = ProjectStore(state_dir / DATABASE, network_fs_type(state_dir))
-            if store.get_setting("schema") is None:
+            schema = store.get_setting("schema")
+            if schema is None:
                 initialise(store, state_dir)
+            elif schema > SCHEMA_VERSION:
+                raise NevsegError(f"{store.path} was written by a newer napari-nevseg (state version "
+                                  f"{schema}); update napari-nevseg to open this project")
             else:
                 retire_state_json(state_dir)  # a migration interrupted after its commit
             records, stamps = store.load_images()

@@ -76,7 +76,8 @@ class ProjectStore:
         self._lock = threading.RLock()  # the GUI thread and workers may both call in
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}")
+            mode = self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}").fetchone()[0]
+            self.journal_mode = str(mode).upper()  # what SQLite could set, not only what was asked
             self.conn.execute("PRAGMA synchronous=FULL")
             with self.transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
