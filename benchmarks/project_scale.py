@@ -3,7 +3,8 @@
 Builds a project of N copies of one tiny image in a temporary folder (masks for a tenth of them,
 as if reviewed in another tool), then prints: the first open (every row created), a reopen (the
 records read back: the queue is usable), a reopen after every image was predicted and a tenth
-reviewed, and the mean time of one commit_prediction and one review at that size.
+reviewed, the first open of the same images with a ``state.json`` of the previous version (the
+migration), and the mean time of one commit_prediction and one review at that size.
 
     PYTHONPATH=. python benchmarks/project_scale.py [--images 20000]
 """
@@ -11,6 +12,8 @@ reviewed, and the mean time of one commit_prediction and one review at that size
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -38,6 +41,21 @@ def _build(root: Path, n: int) -> None:
         (images / f"img{i:06d}.png").write_bytes(picture)
         if i % 10 == 0:
             (masks / f"img{i:06d}.png").write_bytes(mask_bytes)
+
+
+def _legacy_copy(root: Path, target: Path) -> None:
+    """The same images with a state.json as the previous version wrote it (every image predicted)."""
+    (target / "images").mkdir(parents=True)
+    names = sorted(p.name for p in (root / "images").iterdir())
+    for name in names:
+        os.link(root / "images" / name, target / "images" / name)
+    images = [{"stem": n[:-4], "file": n, "status": "predicted", "model_version": "default", "uncertainty": 0.5,
+               "dice_prediction_vs_final": None, "predicted_at": "2026-01-01T00:00:00+00:00", "reviewed_at": None}
+              for n in names]
+    state = {"format": "napari-nevseg-project", "version": 1, "saved_at": "2026-01-01T00:00:00+00:00",
+             "pixel_size_mm": None, "validation": [], "rounds": [], "images": images}
+    (target / "nevseg").mkdir()
+    (target / "nevseg" / "state.json").write_text(json.dumps(state, indent=1))
 
 
 def _timed_open(root: Path) -> tuple[float, Project]:
@@ -83,6 +101,11 @@ def main() -> None:
         predicted, project = _timed_open(root)
         project.close()
         print(f"reopen after {len(commits)} predictions and {len(reviews)} reviews: {predicted:.2f} s")
+        _legacy_copy(root, tmp / "legacy")
+        migrated, project = _timed_open(tmp / "legacy")
+        project.close()
+        print(f"first open of the same images with a state.json of the previous version (migration): "
+              f"{migrated:.2f} s")
         print(f"commit_prediction: mean {1000 * statistics.fmean(commits):.2f} ms, "
               f"p99 {1000 * sorted(commits)[int(0.99 * len(commits))]:.2f} ms ({len(commits)} changes)")
         print(f"review (mask, history copy, row): mean {1000 * statistics.fmean(reviews):.2f} ms "

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from napari_nevseg.core.atomic import atomic_write_text
 from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError, ProjectInUseError
 from napari_nevseg.core.fs_kind import network_fs_type
 from napari_nevseg.core.history import MaskHistory
-from napari_nevseg.core.image_io import read_image, read_mask, write_mask_png
+from napari_nevseg.core.image_io import displayed_shape, read_image, read_mask, write_mask_png
 from napari_nevseg.core.mask_writes import MaskWrites, copy_into
 from napari_nevseg.core.metrics import dice
 from napari_nevseg.core.migrate import initialise, retire_state_json
@@ -193,16 +192,7 @@ class Project:
     def image_shape(self, stem: str) -> tuple[int, int] | None:
         """``(H, W)`` of an image as displayed (EXIF rotation applied), read from its header
         only; None when the header cannot tell (TIFF stacks, damaged files)."""
-        path = self.image_path(stem)
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return None
-        try:
-            with Image.open(path) as image:
-                w, h = image.size
-                orientation = image.getexif().get(0x0112, 1)
-        except (OSError, SyntaxError, ValueError):
-            return None
-        return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+        return displayed_shape(self.image_path(stem))
 
     def read_image(self, stem: str) -> np.ndarray:
         return read_image(self.image_path(stem))
@@ -236,7 +226,7 @@ class Project:
         status = record.status if record.status.decided else Status.PREDICTED
         new = replace(record, model_version=model_version, model_hash=model_hash, uncertainty=float(uncertainty),
                       predicted_at=now_utc(), status=status)
-        with self.store.transaction() as conn:
+        with self.store.transaction(synced=False) as conn:  # a lost prediction is predicted again
             self.store.update_image(conn, new, _PREDICTION_COLUMNS)
         copy_into(record, new)
         return record

@@ -1,10 +1,15 @@
 """The project's state in SQLite (``nevseg/project.sqlite``): one row per image, one transaction
 per change, so a change costs the same in a project of 20 images or 20,000.
 
-Durability: the database is opened in WAL mode with ``synchronous=FULL`` (each commit is on disk
-when it returns; a process killed at any moment leaves the last committed state). On a network
-file system WAL is unsafe (its shared-memory index is per machine), so there the classic rollback
-journal (``journal_mode=DELETE``) is used instead; see :mod:`napari_nevseg.core.fs_kind`.
+Durability: the database is opened in WAL mode. Every commit is in the WAL file when it returns,
+so a process killed at any moment (kill -9) leaves the last committed state. A person's change
+(a review, a status) is also synced to the disk before it returns (``synchronous=FULL``), so it
+survives a power cut too; a prediction is not (``synchronous=NORMAL``, SQLite's documented safe
+setting for WAL: never corrupt, at worst the last predictions are rolled back and predicted
+again), which keeps an fsync off the GUI thread for every finished image. On a network file
+system WAL is unsafe (its shared-memory index is per machine), so there the classic rollback
+journal (``journal_mode=DELETE``, always ``synchronous=FULL``) is used instead; see
+:mod:`napari_nevseg.core.fs_kind`.
 """
 
 from __future__ import annotations
@@ -78,7 +83,9 @@ class ProjectStore:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             mode = self.conn.execute(f"PRAGMA journal_mode={self.journal_mode}").fetchone()[0]
             self.journal_mode = str(mode).upper()  # what SQLite could set, not only what was asked
-            self.conn.execute("PRAGMA synchronous=FULL")
+            # rollback-journal mode needs FULL to be safe from corruption; WAL is safe at NORMAL
+            self._everyday_sync = "NORMAL" if self.journal_mode == "WAL" else "FULL"
+            self.conn.execute(f"PRAGMA synchronous={self._everyday_sync}")
             with self.transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self.conn.execute(statement)
@@ -99,16 +106,24 @@ class ProjectStore:
         self.conn.set_trace_callback(callback)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic change: everything inside commits together or not at all."""
+    def transaction(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic change: everything inside commits together or not at all. ``synced``: on
+        the disk (not only in the operating system's cache) when this returns."""
+        toggle = synced and self._everyday_sync != "FULL"
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            if toggle:
+                self.conn.execute("PRAGMA synchronous=FULL")
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            finally:
+                if toggle:
+                    self.conn.execute(f"PRAGMA synchronous={self._everyday_sync}")
 
     # -- settings and rounds ---------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
