@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from napari_nevseg.cli import main
+from napari_nevseg.core.batch import FAILURES_NAME
 
 
 @pytest.fixture
@@ -50,9 +52,21 @@ def test_local_cluster_writes_the_single_process_masks(pictures, tmp_path, blob_
     assert "nothing to predict" in capsys.readouterr().out
 
 
-class _StallOnce(distributed.WorkerPlugin):
-    """Test only: the first worker to write ``target``'s mask records its pid in ``marker`` and
-    stalls there, in the middle of its chunk, until the test kills it."""
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes, shared by the tests below (each registers its own plugins)."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test plugins, by value
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local, distributed.Client(local) as client:
+        yield local, client
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+class _WriteHook(distributed.WorkerPlugin):
+    """Test only: runs ``hook(path)`` in the worker right after each mask is written; removed
+    again at teardown."""
 
     def __init__(self, target: str, marker: str) -> None:
         self.target, self.marker = target, marker
@@ -60,21 +74,41 @@ class _StallOnce(distributed.WorkerPlugin):
     def setup(self, worker) -> None:
         from napari_nevseg.core import pipeline
 
-        write, target, marker = pipeline.write_mask_png, self.target, self.marker
+        self._original = write = pipeline.write_mask_png
 
-        def write_then_stall(path, mask):
+        def hooked(path, mask):
             written = write(path, mask)
-            if path.name == target:
-                try:
-                    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                except FileExistsError:
-                    return written  # stalled once already: this is the recomputation
-                os.write(fd, str(os.getpid()).encode())
-                os.close(fd)
-                time.sleep(120)
+            if path.name == self.target:
+                self.hook()
             return written
 
-        pipeline.write_mask_png = write_then_stall
+        pipeline.write_mask_png = hooked
+
+    def teardown(self, worker) -> None:
+        from napari_nevseg.core import pipeline
+
+        pipeline.write_mask_png = self._original
+
+
+class _StallOnce(_WriteHook):
+    """The first worker to write ``target`` records its pid in ``marker`` and stalls there, in
+    the middle of its chunk, until the test kills it; the recomputation goes through."""
+
+    def hook(self) -> None:
+        try:
+            fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        time.sleep(120)
+
+
+class _DieAlways(_WriteHook):
+    """Every worker that writes ``target`` kills itself on the spot."""
+
+    def hook(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _kill_when_stalled(marker, killed: list) -> None:
@@ -88,28 +122,27 @@ def _kill_when_stalled(marker, killed: list) -> None:
         time.sleep(0.05)
 
 
-def test_a_killed_worker_s_chunk_is_recomputed_elsewhere(pictures, tmp_path, blob_model_file):
-    import cloudpickle
-
+def test_a_killed_worker_s_chunk_is_recomputed_elsewhere(cluster, pictures, tmp_path, blob_model_file):
     from napari_nevseg.core.batch import RunSettings, plan_run
     from napari_nevseg.core.dask_predict import ModelPlugin, predict_on_dask
     from napari_nevseg.core.postprocess import Cleanup
 
+    local, client = cluster
     reference = _single_process(pictures, tmp_path / "ref", blob_model_file)
     out, marker = tmp_path / "out", str(tmp_path / "stalled.pid")
     settings = RunSettings.for_model(blob_model_file, "blob", None, Cleanup(), "fp32", None)
     plan = plan_run(sorted(pictures.iterdir()), out, settings)
     plugin = ModelPlugin(blob_model_file, settings.model_sha256, "cpu", "fp32", settings.tta, 1)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     killed: list[int] = []
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        client.register_plugin(_StallOnce("img04.png", marker), name="stall-once")
-        killer = threading.Thread(target=_kill_when_stalled, args=(marker, killed), daemon=True)
-        killer.start()
-        chunks = list(predict_on_dask(plan.todo, out, cluster.scheduler_address, plugin,
+    client.register_plugin(_StallOnce("img04.png", marker), name="stall-once")
+    killer = threading.Thread(target=_kill_when_stalled, args=(marker, killed), daemon=True)
+    killer.start()
+    try:
+        chunks = list(predict_on_dask(plan.todo, out, local.scheduler_address, plugin,
                                       threshold=settings.threshold, cleanup=settings.cleanup, chunk_size=2))
-        killer.join(timeout=5)
+    finally:
+        client.unregister_worker_plugin("stall-once")
+    killer.join(timeout=5)
     assert len(killed) == 1, "the worker never stalled: nothing was killed"
     results = [r for chunk in chunks for r in chunk.results]
     assert sorted(r.source.name for r in results) == sorted(p.name for p in pictures.iterdir())
@@ -120,8 +153,34 @@ def test_a_killed_worker_s_chunk_is_recomputed_elsewhere(pictures, tmp_path, blo
     assert _masks(out) == reference  # byte for byte, the single-process fp32 masks
     # the model is loaded once per worker process, however many chunks it ran
     assert all(chunk.model_loads == 1 for chunk in chunks)
-    per_worker = {chunk.worker_pid for chunk in chunks}
-    assert len(per_worker) < len(chunks)
+    assert len({chunk.worker_pid for chunk in chunks}) < len(chunks)
+
+
+def test_a_chunk_that_kills_its_workers_is_reported_and_the_run_goes_on(cluster, pictures, tmp_path,
+                                                                        tiny_model_file, capsys):
+    local, client = cluster
+    client.run_on_scheduler(_set_allowed_failures, 0)  # the first death gives up on the chunk
+    client.register_plugin(_DieAlways("img07.png", ""), name="die-always")
+    out = tmp_path / "out"
+    try:
+        code = main(["predict", str(pictures), "--out", str(out), "--model", str(tiny_model_file),
+                     "--scheduler", local.scheduler_address, "--chunk-size", "2"])
+    finally:
+        client.unregister_worker_plugin("die-always")
+        client.run_on_scheduler(_set_allowed_failures, 3)
+    assert code == 1
+    failed = {Path(f["source"]).name: f["error"]
+              for f in map(json.loads, (out / FAILURES_NAME).read_text().splitlines())}
+    # the poisoned chunk; a chunk already queued on the same worker is lost with it
+    assert {"img06.png", "img07.png"} <= set(failed) and len(failed) < 10
+    assert all("workers holding its chunk died" in error for error in failed.values())
+    done = {p.name for p in pictures.iterdir()} - set(failed)
+    assert all((out / name).is_file() for name in done)
+    assert f"predicted {len(done)} of 10 images" in capsys.readouterr().out
+
+
+def _set_allowed_failures(count: int, dask_scheduler=None) -> None:
+    dask_scheduler.allowed_failures = count
 
 
 def test_without_dask_the_scheduler_says_what_to_install(pictures, tmp_path, tiny_model_file, monkeypatch, capsys):

@@ -169,8 +169,9 @@ def predict_on_dask(
             for future in as_completed(futures):
                 try:
                     yield future.result()
-                except KilledWorker as exc:
-                    error = f"the Dask workers running it died ({exc}); out of memory?"
+                except KilledWorker:
+                    error = ("the Dask workers holding its chunk died (out of memory? killed?) and the scheduler "
+                             "gave up on it; the next run tries it again")
                     yield ChunkResult(tuple(FileResult(src, error=f"{src}: {error}") for src, _ in futures[future]),
                                       None, 0)
                 future.release()
