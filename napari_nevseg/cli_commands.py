@@ -64,11 +64,10 @@ class _Progress:
 
 def _predict_settings(args: argparse.Namespace, model_path):
     from napari_nevseg.core.batch import RunSettings
-    from napari_nevseg.core.checkpoint import read_metadata
     from napari_nevseg.core.postprocess import Cleanup
 
     cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
-    version = "default" if args.model == "default" else read_metadata(model_path).get("version") or model_path.stem
+    version = "default" if args.model == "default" else None
     return RunSettings.for_model(model_path, version, args.threshold, cleanup, args.precision, args.tta)
 
 
@@ -109,6 +108,8 @@ def run_predict(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     if args.threads is not None and args.threads < 1:
         raise NevsegError("--threads must be at least 1")
+    if args.chunk_size < 1:
+        raise NevsegError("--chunk-size must be at least 1")
     if args.scheduler:  # before anything is written: a missing Dask or a bad address says so at once
         from napari_nevseg.core.dask_predict import parse_scheduler
 

@@ -195,3 +195,19 @@ def test_a_stack_resumes_and_its_first_plane_is_written_last(tmp_path, tiny_mode
     order.clear()
     assert _predict(path, out, tiny_model_file) == 0
     assert order == []
+
+
+def test_a_terminal_gets_a_bar_counting_images(inputs, tmp_path, tiny_model_file, monkeypatch, capsys):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert _predict(inputs, tmp_path / "out", tiny_model_file, "--quiet") == 0
+    drawn = terminal.getvalue()
+    assert [f"{i}/5 images" in drawn for i in range(1, 6)] == [True] * 5
+    assert drawn.rstrip().endswith("[" + "#" * 30 + "] 5/5 images")

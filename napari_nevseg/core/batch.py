@@ -55,13 +55,14 @@ class RunSettings:
     tta: int
 
     @classmethod
-    def for_model(cls, model_path: Path, version: str, threshold: float | None, cleanup: Cleanup,
+    def for_model(cls, model_path: Path, version: str | None, threshold: float | None, cleanup: Cleanup,
                   precision: str, tta: int | None) -> RunSettings:
         """Settings with the model's own threshold and flips where none are given (as
-        :class:`~napari_nevseg.core.inference.Predictor` takes them)."""
+        :class:`~napari_nevseg.core.inference.Predictor` takes them); ``version`` defaults to
+        the one in the model file, else the file's name."""
         meta = read_metadata(model_path)
         return cls(
-            file_sha256(model_path), version,
+            file_sha256(model_path), version or meta.get("version") or Path(model_path).stem,
             float(meta.get("threshold", 0.5)) if threshold is None else float(threshold),
             cleanup, precision, int(meta.get("tta", 1)) if tta is None else int(tta),
         )
