@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import psutil
 from PIL import Image
 
 from napari_nevseg.core.image_io import list_images
@@ -33,24 +32,46 @@ DATA = Path(os.environ.get("NEVSEG_DATA", Path(__file__).resolve().parents[1].pa
 FOLDERS = [DATA / "isic2017" / "train" / "images", DATA / "isic2017" / "val" / "images"]
 
 
-def _watch(procs: list[subprocess.Popen], peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
-    """Poll the process trees every 0.2 s; keep each process's highest RSS."""
-    while not stop.is_set():
-        for root in procs:
+def _proc_tree(roots: set[int]) -> dict[int, tuple[int, str]]:
+    """Every live process under ``roots`` (and the roots): pid -> (root pid, command line)."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
             try:
-                tree = [psutil.Process(root.pid), *psutil.Process(root.pid).children(recursive=True)]
-            except psutil.Error:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                commands[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
                 continue
-            for proc in tree:
-                try:
-                    rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline()[1:4])
-                except psutil.Error:
-                    continue
-                label = "worker" if proc.pid != root.pid and "spawn_main" in cmd else (
-                    "main" if proc.pid == root.pid else "helper")
-                old = peaks.get(proc.pid, (label, 0))
-                peaks[proc.pid] = (label, max(old[1], rss))
-        stop.wait(0.2)
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree = {}
+    for pid in parents:
+        up = pid
+        while up not in roots and up > 1:
+            up = parents.get(up, 1)
+        if up in roots:
+            tree[pid] = (up, commands.get(pid, ""))
+    return tree
+
+
+def _high_water_mark(pid: int) -> int:
+    """The process's peak RSS so far, as the kernel counts it (VmHWM), in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _watch(procs: list[subprocess.Popen], peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
+    """Every 0.5 s, the peak RSS (VmHWM) of each process in the commands' trees."""
+    roots = {p.pid for p in procs}
+    while not stop.is_set():
+        for pid, (root, cmd) in _proc_tree(roots).items():
+            label = "main" if pid == root else "worker" if "spawn_main" in cmd else "helper"
+            peaks[pid] = (label, max(peaks.get(pid, (label, 0))[1], _high_water_mark(pid)))
+        stop.wait(0.5)
 
 
 def run(name: str, commands: list[list[str]], count: int) -> dict:
@@ -96,6 +117,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (a quick check)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--model", default="default")
+    parser.add_argument("--only", default="one,dask,shard", help="the runs, comma-separated (masks compared to the first)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nevseg-throughput-"))
     try:
@@ -115,14 +137,18 @@ def main() -> None:
         print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average "
               f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the start; {count} images, precision "
               f"{args.precision}")
-        run("one process (torch's default threads)", [[*base, "--out", str(tmp / "one")]], count)
-        run("Dask local:2 (1 torch thread per worker)", [[*base, "--out", str(tmp / "dask"), "--scheduler", "local:2"]],
-            count)
-        run("--shard 0/2 and 1/2 at once (1 torch thread each)",
-            [[*base, "--out", str(tmp / "shard"), "--shard", f"{i}/2", "--threads", "1"] for i in range(2)], count)
+        modes = {
+            "one": ("one process (torch's default threads)", [[*base, "--out", str(tmp / "one")]]),
+            "dask": ("Dask local:2 (1 torch thread per worker)",
+                     [[*base, "--out", str(tmp / "dask"), "--scheduler", "local:2"]]),
+            "shard": ("--shard 0/2 and 1/2 at once (1 torch thread each)",
+                      [[*base, "--out", str(tmp / "shard"), "--shard", f"{i}/2", "--threads", "1"] for i in range(2)]),
+        }
+        for key in args.only.split(","):
+            run(*modes[key], count)
         print(f"load average at the end {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-        print(f"Dask vs one process: {compare(tmp / 'one', tmp / 'dask')}")
-        print(f"shards vs one process: {compare(tmp / 'one', tmp / 'shard')}")
+        for key in args.only.split(",")[1:]:
+            print(f"{key} vs {args.only.split(',')[0]}: {compare(tmp / args.only.split(',')[0], tmp / key)}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
