@@ -59,7 +59,7 @@ def cluster():
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test plugins, by value
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local, distributed.Client(local) as client:
+                                  dashboard_address=":0") as local, distributed.Client(local) as client:
         yield local, client
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 

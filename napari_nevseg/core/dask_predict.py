@@ -125,8 +125,9 @@ def _predict_chunk(pairs: Sequence[tuple[Path, str]], out_dir: Path, plugin_name
 @contextmanager
 def _client(kind: str, value: Any) -> Iterator[Client]:
     if kind == "local":
-        # one thread per worker process: torch gets one core each (ModelPlugin.threads)
-        with LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        # one thread per worker process: torch gets one core each (ModelPlugin.threads); the
+        # scheduler's web server on a free port (the default, 8787, may be another cluster's)
+        with LocalCluster(n_workers=value, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield client
     else:
