@@ -18,7 +18,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict lesion masks for image files and folders",
-                       description="Write OUT/<stem>.png (0/255, the size of each input) for every input image.")
+                       description="Write OUT/<stem>.png (0/255, the size of each input) for every input image. "
+                       "Resumable: images whose masks are already in OUT are skipped; OUT/nevseg-run.json records "
+                       "the model and settings. Exit status 0: every image done; 1: some images could not be read "
+                       "(listed in OUT/nevseg-failures.jsonl, the others done); 2: an error stopped the run.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("--out", required=True, type=Path, help="output folder for the masks")
     p.add_argument("--model", default="default", help="'default' (shipped) or a .safetensors model file")
@@ -28,6 +31,19 @@ def _add_predict(sub) -> None:
     p.add_argument("--probabilities", action="store_true", help="also write <stem>_prob.png (0-255)")
     p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png with the outline")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every mask, also those already in OUT, whatever model or settings made them")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="network arithmetic (auto: bfloat16 where the hardware has it); fp32 gives the same "
+                   "masks bit for bit however the images are split into batches, chunks and workers")
+    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4), help="flips averaged (default: the model's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (per Dask worker, where 1 is the default)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="only the I-th of N interleaved parts of the sorted inputs (I from 0 to N-1), for job arrays")
+    p.add_argument("--scheduler", default=None, metavar="local:N|ADDRESS",
+                   help="predict on Dask: N local worker processes, or a running scheduler such as "
+                   "tcp://HOST:8786 (needs: pip install 'napari-nevseg[distributed]')")
+    p.add_argument("--chunk-size", type=int, default=32, help="with --scheduler: images per Dask task")
 
 
 def _add_train(sub) -> None:

@@ -36,29 +36,114 @@ def _arch_params(args: argparse.Namespace) -> dict:
     return {"norm": args.norm or "batch"}
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    from napari_nevseg.core.pipeline import collect_inputs, predict_files
+class _Progress:
+    """A bar counting images on stderr, drawn only where stderr is a terminal (in a log, the
+    per-image lines on stdout are the progress)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count = total, 0
+        self.live = total > 0 and sys.stderr.isatty()
+
+    def say(self, line: str, err: bool = False) -> None:
+        if self.live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+        print(line, file=sys.stderr if err else sys.stdout, flush=self.live)
+
+    def advance(self) -> None:
+        self.count += 1
+        if self.live:
+            filled = 30 * self.count // self.total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.count}/{self.total} images")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.live:
+            sys.stderr.write("\n")
+
+
+def _predict_settings(args: argparse.Namespace, model_path):
+    from napari_nevseg.core.batch import RunSettings
     from napari_nevseg.core.postprocess import Cleanup
+
+    cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
+    version = "default" if args.model == "default" else None
+    return RunSettings.for_model(model_path, version, args.threshold, cleanup, args.precision, args.tta)
+
+
+def _predict_locally(args: argparse.Namespace, todo, settings, model_path):
+    """Results of predicting ``todo`` in this process, and where it ran."""
+    import torch
+
+    from napari_nevseg.core.pipeline import predict_files
     from napari_nevseg.core.session import ModelSession
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    session = ModelSession.load(model_path, args.device, version=settings.model_version)
+    session.predictor.precision = settings.precision
+    session.predictor.tta = settings.tta
+    results = predict_files([src for src, _ in todo], args.out, session, settings.threshold, settings.cleanup,
+                            args.probabilities, args.overlays, stems=[stem for _, stem in todo],
+                            on_fallback=lambda msg: print(f"nevseg: {msg}", file=sys.stderr))
+    return results, session.device.type
+
+
+def _predict_on_dask(args: argparse.Namespace, todo, settings, model_path):
+    from napari_nevseg.core.dask_predict import ModelPlugin, predict_on_dask
+
+    plugin = ModelPlugin(model_path, settings.model_sha256, args.device, settings.precision, settings.tta,
+                         args.threads or 1)
+    chunks = predict_on_dask(todo, args.out, args.scheduler, plugin, threshold=settings.threshold,
+                             cleanup=settings.cleanup, probabilities=args.probabilities, overlays=args.overlays,
+                             chunk_size=args.chunk_size)
+    return (result for chunk in chunks for result in chunk.results), f"Dask {args.scheduler}"
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from napari_nevseg.core.batch import FAILURES_NAME, log_failure, parse_shard, plan_run
+    from napari_nevseg.core.pipeline import collect_inputs
+    from napari_nevseg.core.session import resolve_model_path
+
+    shard = parse_shard(args.shard) if args.shard else (0, 1)
+    if args.threads is not None and args.threads < 1:
+        raise NevsegError("--threads must be at least 1")
+    if args.chunk_size < 1:
+        raise NevsegError("--chunk-size must be at least 1")
+    if args.scheduler:  # before anything is written: a missing Dask or a bad address says so at once
+        from napari_nevseg.core.dask_predict import parse_scheduler
+
+        parse_scheduler(args.scheduler)
     files = collect_inputs(args.inputs)
-    session = ModelSession.load(args.model, args.device)
-    cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
+    model_path = resolve_model_path(args.model)
+    settings = _predict_settings(args, model_path)
+    extras = [suffix for suffix, on in (("_prob", args.probabilities), ("_overlay", args.overlays)) if on]
+    plan = plan_run(files, args.out, settings, overwrite=args.overwrite, shard=shard, extras=extras)
+    if not plan.todo:
+        print(f"nothing to predict: all {plan.total} images have their masks in {args.out}")
+        return 0
+    if plan.done and not args.quiet:
+        print(f"{plan.done} of {plan.total} images already have their masks in {args.out}; "
+              f"predicting the other {len(plan.todo)}")
     started = time.perf_counter()
-    failures = 0
-    results = predict_files(files, args.out, session, args.threshold, cleanup, args.probabilities,
-                            args.overlays, on_fallback=lambda msg: print(f"nevseg: {msg}", file=sys.stderr))
+    run = _predict_on_dask if args.scheduler else _predict_locally
+    results, where = run(args, plan.todo, settings, model_path)
+    failures, progress = 0, _Progress(len(plan.todo))
     for result in results:
         if result.error:
             failures += 1
-            print(f"nevseg: skipped: {result.error}", file=sys.stderr)
+            log_failure(args.out, result.source, result.error)
+            progress.say(f"nevseg: skipped: {result.error}", err=True)
         elif not args.quiet:
-            print(f"{result.source} -> {result.outputs[0]}  lesion {result.lesion_fraction:.1%}  "
-                  f"uncertainty {result.uncertainty:.3f}")
+            progress.say(f"{result.source} -> {result.outputs[0]}  lesion {result.lesion_fraction:.1%}  "
+                         f"uncertainty {result.uncertainty:.3f}")
+        progress.advance()
+    progress.close()
     seconds = time.perf_counter() - started
-    done = len(files) - failures
-    print(f"predicted {done} of {len(files)} images with model {session.version} on {session.device.type} "
-          f"in {seconds:.1f} s ({1000 * seconds / max(done, 1):.0f} ms per image); masks in {args.out}")
+    done = len(plan.todo) - failures
+    failed = f"; {failures} failed, listed in {args.out / FAILURES_NAME}" if failures else ""
+    print(f"predicted {done} of {len(plan.todo)} images with model {settings.model_version} on {where} "
+          f"in {seconds:.1f} s ({1000 * seconds / max(done, 1):.0f} ms per image); masks in {args.out}{failed}")
     return 0 if failures == 0 else 1
 
 

@@ -47,7 +47,7 @@ def test_predict_writes_full_size_masks(tmp_path, blob_model_file, make_blob, ca
         with Image.open(out / f"{src.stem}_overlay.png") as im:
             assert im.size == (hw[1], hw[0]) and im.mode == "RGB"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{s}{k}.png" for s in ("a", "b") for k in ("", "_prob", "_overlay")
+        [f"{s}{k}.png" for s in ("a", "b") for k in ("", "_prob", "_overlay")] + ["nevseg-run.json"]
     )
 
 
@@ -57,7 +57,7 @@ def test_predict_same_stem_twice_and_quiet(tmp_path, tiny_model_file, make_blob,
     two = _png(tmp_path / "y" / "img.png", rgb)
     out = tmp_path / "out"
     assert main(["predict", str(one), str(two), "--out", str(out), "--model", str(tiny_model_file), "--quiet"]) == 0
-    assert {p.name for p in out.iterdir()} == {"img.png", "img-1.png"}
+    assert {p.name for p in out.iterdir()} == {"img.png", "img-1.png", "nevseg-run.json"}
     assert capsys.readouterr().out.count("\n") == 1  # only the summary
 
 

@@ -158,7 +158,8 @@ def test_stacks_give_a_mask_per_plane(tmp_path, kind, blob_session, blob_model_f
     assert len(planes) == 3
     out = tmp_path / "out"
     assert main(["predict", str(path), "--out", str(out), "--model", str(blob_model_file)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["stack_z000.png", "stack_z001.png", "stack_z002.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["nevseg-run.json", "stack_z000.png", "stack_z001.png",
+                                                     "stack_z002.png"]
     for i, rgb in enumerate(pictures):
         saved = np.asarray(Image.open(out / f"stack_z{i:03d}.png")) > 0
         assert saved.shape == (48, 64)
@@ -316,8 +317,10 @@ def test_write_errors_cli(tmp_path, monkeypatch, err_no, text, tiny_model_file, 
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"previous result")
-    monkeypatch.setattr(os, "replace", _raiser(err_no))
-    code = main(["predict", str(src), "--out", str(out), "--model", str(tiny_model_file)])
+    fail, replace = _raiser(err_no), os.replace
+    # the masks cannot be written (the run record can)
+    monkeypatch.setattr(os, "replace", lambda a, b: fail() if str(b).endswith(".png") else replace(a, b))
+    code = main(["predict", str(src), "--out", str(out), "--model", str(tiny_model_file), "--overwrite"])
     monkeypatch.undo()
     assert code == 2
     err = capsys.readouterr().err

@@ -23,7 +23,7 @@ from napari_nevseg.core.overlay import outline_overlay
 from napari_nevseg.core.postprocess import Cleanup
 from napari_nevseg.core.session import ModelSession
 
-__all__ = ["collect_inputs", "FileResult", "predict_files"]
+__all__ = ["collect_inputs", "FileResult", "predict_files", "unique_stems", "make_out_dir"]
 
 
 def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -56,8 +56,12 @@ class FileResult:
     uncertainty: float | None = None
 
 
-def _unique_stems(files: Sequence[Path]) -> list[str]:
-    """Output names: the file's stem, with ``-1``, ``-2`` ... where two inputs share it."""
+def unique_stems(files: Sequence[Path]) -> list[str]:
+    """Output names: the file's stem, with ``-1``, ``-2`` ... where two inputs share it.
+
+    The names depend on the whole list: decide them once on every input of a run, then hand
+    parts of the run (shards, Dask chunks) their names, so two parts never write one file.
+    """
     taken: set[str] = set()
     stems = []
     for f in files:
@@ -70,7 +74,8 @@ def _unique_stems(files: Sequence[Path]) -> list[str]:
     return stems
 
 
-def _make_out_dir(out_dir: Path) -> None:
+def make_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir``, or say in one line why it cannot be."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError as exc:
@@ -131,6 +136,7 @@ def predict_files(
     workers: int = 2,
     on_fallback: Callable[[str], None] | None = None,
     batch_size: int = 8,
+    stems: Sequence[str] | None = None,
 ) -> Iterator[FileResult]:
     """Predict each file and write ``out_dir/<stem>.png`` (0/255, the image's size).
 
@@ -138,10 +144,15 @@ def predict_files(
     ``batch_size`` planes taken across files; the pool upsamples, cleans and writes each mask.
     Multi-plane files give ``<stem>_z000.png`` ... per plane. Files that cannot be read give a
     :class:`FileResult` with ``error`` set; the others go on. Results come in input order.
+    ``stems`` are the output names (default: :func:`unique_stems` of ``files``). A multi-plane
+    file's ``_z000`` mask is written after its other planes, so its presence means the file is
+    complete (what a resumed run checks).
     """
     out_dir = Path(out_dir)
-    _make_out_dir(out_dir)
-    stems = _unique_stems(files)
+    make_out_dir(out_dir)
+    stems = list(unique_stems(files) if stems is None else stems)
+    if len(stems) != len(files):
+        raise ValueError(f"{len(files)} files but {len(stems)} output names")
     predictor = session.predictor
 
     def finish(name: str, plane: np.ndarray, low) -> tuple[list[Path], float, float]:
@@ -157,21 +168,20 @@ def predict_files(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         items = zip(files, stems, _decode_ahead(pool, files, max(1, workers) + 1), strict=True)
         for chunk in _chunks(items, batch_size):
-            jobs = []  # (file index in chunk, name, plane)
+            jobs = []  # (file index in chunk, name, plane, finish last)
             for index, (_, stem, planes) in enumerate(chunk):
                 if isinstance(planes, NevsegError):
                     continue
                 names = [stem] if len(planes) == 1 else [f"{stem}_z{i:03d}" for i in range(len(planes))]
-                jobs += [(index, name, plane) for name, plane in zip(names, planes, strict=True)]
+                # the first plane of a multi-plane file is finished last (see _finish_all)
+                jobs += [(index, name, plane, i == 0 and len(planes) > 1)
+                         for i, (name, plane) in enumerate(zip(names, planes, strict=True))]
             lows: list = []
             with session.lock:
                 for start in range(0, len(jobs), batch_size):
-                    batch = [plane for _, _, plane in jobs[start : start + batch_size]]
+                    batch = [job[2] for job in jobs[start : start + batch_size]]
                     lows += predictor.low_res_with_fallback(batch, on_fallback)
-            finished = [pool.submit(finish, name, plane, low) for (_, name, plane), low in zip(jobs, lows, strict=True)]
-            per_file: dict[int, list] = {}
-            for (index, _, _), future in zip(jobs, finished, strict=True):
-                per_file.setdefault(index, []).append(future.result())
+            per_file = _finish_all(pool, finish, jobs, lows)
             for index, (path, _, planes) in enumerate(chunk):
                 if isinstance(planes, NevsegError):
                     yield FileResult(path, error=str(planes))
@@ -180,3 +190,18 @@ def predict_files(
                 outputs = tuple(p for r in results for p in r[0])
                 yield FileResult(path, outputs, None, float(np.mean([r[1] for r in results])),
                                  float(np.mean([r[2] for r in results])))
+
+
+def _finish_all(pool: ThreadPoolExecutor, finish: Callable, jobs: list[tuple], lows: list) -> dict[int, list]:
+    """Run ``finish`` on every plane in the pool; the first plane of a multi-plane file goes
+    last (a second wave), so ``<stem>_z000.png`` on disk means every plane of it is written."""
+    results: list = [None] * len(jobs)
+    for wave in (False, True):
+        futures = {i: pool.submit(finish, name, plane, lows[i])
+                   for i, (_, name, plane, last) in enumerate(jobs) if last is wave}
+        for i, future in futures.items():
+            results[i] = future.result()
+    per_file: dict[int, list] = {}
+    for (index, *_), result in zip(jobs, results, strict=True):
+        per_file.setdefault(index, []).append(result)
+    return per_file
