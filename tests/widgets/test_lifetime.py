@@ -108,3 +108,28 @@ def test_quitting_mid_finetune_stops_and_joins_the_workers_and_exits_cleanly():
     assert "threads still running after the event loop: 0" in done.stdout, done.stdout + done.stderr
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_model_load_delivered_after_teardown_starts_no_worker(make_napari_viewer, qtbot, monkeypatch):
+    """Item 9, the cause of the abort: quitting right after the model loaded, the queued
+    "model loaded" reached the dock after napari had already waited for the workers, and it
+    started the training warm-up (``import torch._dynamo``) in a thread racing the dying
+    interpreter. A torn-down dock starts nothing."""
+    from superqt.utils._qthreading import WorkerBase
+
+    from napari_nevseg.widgets import main_widget
+    from napari_nevseg.widgets.main_widget import NevsegWidget
+
+    viewer = make_napari_viewer()
+    w = NevsegWidget(viewer)
+    ctl = w.controller
+    qtbot.waitUntil(lambda: ctl.session is not None, timeout=LONG)
+    wait_idle(qtbot, w)
+    session = ctl.session
+    w.teardown()  # what quitting does first
+    monkeypatch.setattr(main_widget, "_TRAINING_WARMED", False)  # as in a fresh process
+    before = len(WorkerBase._worker_set)
+    w._on_model_loaded(None, session)  # the late, queued "model loaded"
+    started = len(WorkerBase._worker_set) - before
+    qtbot.waitUntil(lambda: len(WorkerBase._worker_set) <= before, timeout=LONG)
+    assert started == 0, "a worker was started after the dock was torn down"
