@@ -9,7 +9,7 @@ from tests.widgets.conftest import LONG, correct_with_reference, wait_idle
 
 
 @pytest.mark.slow
-def test_predict_while_finetuning(widget, project_dir, qtbot):
+def test_predict_while_finetuning(widget, project_dir, qtbot, improving_validation):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     for stem in ("IMD003", "IMD008"):
