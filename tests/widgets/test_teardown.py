@@ -61,10 +61,11 @@ def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, pr
     w.finetune.start()
     worker = w.finetune.worker
     qtbot.waitUntil(lambda: len(w.finetune.plot.losses) > 0, timeout=LONG)
-    viewer.window.remove_dock_widget(dock)
-    w.teardown()
+    registry = w.controller.registry
+    viewer.window.remove_dock_widget(dock)  # tears the dock down (the X does this)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=LONG)
-    assert w.controller.registry.versions() == ["default"]
+    assert registry.versions() == ["default"]
+    assert w.controller.project is None  # the project (and its lock) was let go
 
 
 def test_two_viewers_each_with_a_widget(make_napari_viewer, qtbot):
