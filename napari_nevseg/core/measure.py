@@ -20,9 +20,8 @@ copies them into a report. With a pixel size the physical value comes first.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from skimage.measure import regionprops
