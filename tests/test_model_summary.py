@@ -36,7 +36,7 @@ def test_the_shipped_model_reads_as_sentences():
     lines = summarize_version("default", read_metadata(default_model_path()), {"version": "default", "parent": None})
     assert lines[0] == "default: the model shipped with napari-nevseg"
     text = "\n".join(lines)
-    assert "ResUNet" in text and "million parameters" in text and "works at 256 × 192 px" in text
+    assert "ResUNet" in text and "million parameters" in text and "works at 256\u00a0×\u00a0192\u00a0px" in text
     assert "learned from 128 images" in text and "min" in text and "on CPU" in text
     assert "held-out test Dice 0.935" in text and "melanoma 0.886" in text
     assert "UTC" in lines[1]
@@ -48,7 +48,7 @@ def test_a_fine_tuned_version_says_its_parent_data_stop_and_gain():
     lines = summarize_version("v2", FINE_TUNED, entry)
     assert lines[0] == "v2: fine-tuned from v1"
     assert lines[1] == "created 1 Dec 2026, 13:05 UTC"
-    assert describe_network(FINE_TUNED) == "U-Net (width 16, depth 4, batch norm), 48,210 parameters; works at 256 × 192 px"
+    assert describe_network(FINE_TUNED) == "U-Net (width 16, depth 4, batch norm), 48,210 parameters; works at 256\u00a0×\u00a0192\u00a0px"
     assert "learned from 3 images, validated on 1; 9 of 25 epochs (early stopping) in 41 s on CUDA" in lines
     assert any(line.startswith("upright:") for line in lines)
     assert "validation Dice 0.812 → 0.888" in lines

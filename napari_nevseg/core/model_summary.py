@@ -58,7 +58,7 @@ def _describe_params(params: Mapping[str, Any]) -> list[str]:
 
 def describe_network(meta: Mapping[str, Any]) -> str:
     """``ResUNet (channels 16–256, instance norm, direct top), 1.6 million parameters;
-    works at 256 × 192 px``."""
+    works at 256 × 192 px`` (the size joined by non-breaking spaces)."""
     arch = str(meta.get("arch", "unknown network"))
     text = _ARCH_NAMES.get(arch, arch)
     params = _describe_params(meta.get("arch_params") or {})
@@ -69,7 +69,7 @@ def describe_network(meta: Mapping[str, Any]) -> str:
         text += f", {count / 1e6:.1f} million parameters" if count >= 1e5 else f", {int(count):,} parameters"
     size = meta.get("work_size")
     if isinstance(size, list | tuple) and len(size) == 2:
-        text += f"; works at {size[1]} × {size[0]} px"
+        text += f"; works at {size[1]}\u00a0×\u00a0{size[0]}\u00a0px"  # no line break inside a size
     return text
 
 

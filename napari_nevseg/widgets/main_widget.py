@@ -6,17 +6,22 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from napari_nevseg.widgets._state import AppState
 from napari_nevseg.widgets.cleanup_panel import CleanupPanel
+from napari_nevseg.widgets.display_row import MaskDisplayRow
 from napari_nevseg.widgets.measure_panel import MeasurePanel
 from napari_nevseg.widgets.predict_panel import PredictPanel
 from napari_nevseg.widgets.review_panel import ReviewPanel
 
 if TYPE_CHECKING:
     import napari
+
+#: the dock's preferred width: at most 420 px keeps 60% of a 1920-px window for the canvas and
+#: leaves the canvas more than half of a 1366-px laptop screen beside napari's layer list
+DOCK_WIDTH = 380
 
 #: the fine-tune path's one-off imports were done (once per process, see training.warm_up)
 _TRAINING_WARMED = False
@@ -26,6 +31,24 @@ def _group(title: str, child: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     QVBoxLayout(box).addWidget(child)
     return box
+
+
+class _TabScroll(QScrollArea):
+    """A tab page that scrolls vertically: a tab taller than a laptop screen scrolls instead of
+    forcing the window taller than the screen (or squashing its spin boxes). Its minimum width
+    is its page's, so narrowing the dock never cuts a control off."""
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(page)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        page = self.widget().minimumSizeHint().width()
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(page + bar + 2 * self.frameWidth(), super().minimumSizeHint().height())
 
 
 def _stop_workers(workers: list) -> None:
@@ -52,26 +75,24 @@ class NevsegWidget(QWidget):
         self.cleanup = CleanupPanel(self.state)
         self.measure = MeasurePanel(self.state)
 
+        self.display = MaskDisplayRow(napari_viewer)
+
         review_tab = QWidget()
         review_layout = QVBoxLayout(review_tab)
         review_layout.addWidget(_group("Project and queue", self.review))
-        review_layout.addWidget(_group("Predict", self.predict))
+        review_layout.addWidget(self.display)
         review_layout.addWidget(_group("Clean up the mask (Ctrl+Z undoes)", self.cleanup))
+        review_layout.addWidget(_group("Predict", self.predict))
         review_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(review_tab)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(scroll, "Review")
-        self.tabs.addTab(self.measure, "Measure")
+        self.tabs.addTab(_TabScroll(review_tab), "Review")
+        self.tabs.addTab(_TabScroll(self.measure), "Measure")
         self._add_training_tabs()
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.status_label)
         layout.addWidget(self.tabs)
-        self.setMinimumWidth(360)
 
         self.state.session_changed.connect(self._update_status)
         self.state.busy_changed.connect(self._update_status)
@@ -87,8 +108,13 @@ class NevsegWidget(QWidget):
 
         self.models = ModelsPanel(self.state, self)
         self.finetune = FinetunePanel(self.state, self)
-        self.tabs.addTab(self.finetune, "Fine-tune")
-        self.tabs.addTab(self.models, "Models")
+        self.tabs.addTab(_TabScroll(self.finetune), "Fine-tune")
+        self.tabs.addTab(_TabScroll(self.models), "Models")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """Ask for :data:`DOCK_WIDTH`; the tabs scroll vertically and wrap their text, so
+        every control stays usable at that width."""
+        return QSize(DOCK_WIDTH, super().sizeHint().height())
 
     # -- model ---------------------------------------------------------------------------
     def load_model(self, spec: str = "default", device: str = "auto", version: str | None = None) -> None:
@@ -167,3 +193,4 @@ class NevsegWidget(QWidget):
         self.review.save_current_edits()
         self.review.unbind_keys()
         self.measure.teardown()
+        self.display.teardown()
