@@ -59,7 +59,7 @@ def main() -> None:
         widget.review.show_stem(stem)
         apply_mask_undoable(widget.state.mask_layer, read_mask(REPO / "sample_data" / "masks" / f"{stem}.png"))
         widget.review.accept_current()
-    widget.tabs.setCurrentWidget(widget.finetune)
+    widget.show_panel(widget.finetune)
     widget.finetune.epochs.setValue(40)
     widget.finetune.patience.setValue(40)  # still running when the picture is taken
     widget.finetune.start()

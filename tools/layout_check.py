@@ -7,8 +7,8 @@ sizes that decide them, and every control squashed below its size hint, then sav
 
 Targets (issue 12, item 14): at 1366x768 the whole window fits the screen with the dock at most
 420 px wide and no control squashed; at 1920x1080 the canvas has at least 60% of the width.
-Screenshots: docs/layout-WxH.png (the Review tab) and, for a look at each tab,
-docs/layout-WxH-<tab>.png with --all-tabs.
+Screenshots: docs/layout-WxH.png (the Review tab, as it opens) and, with --tab-shots DIR, one
+per tab with its Advanced section open (DIR/layout-WxH-<tab>.png), to look at each.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def squashed_controls(root) -> list[str]:
     return found
 
 
-def check(screen: str, all_tabs: bool) -> bool:
+def check(screen: str, tab_shots: Path | None) -> bool:
     import napari
     from qtpy.QtWidgets import QApplication, QScrollArea
 
@@ -136,8 +136,9 @@ def check(screen: str, all_tabs: bool) -> bool:
         for line in squashed:
             print(f"    {line}")
         ok = ok and not squashed
-        if all_tabs:
-            viewer.screenshot(str(REPO / "docs" / f"layout-{screen}-{name.lower().replace(' ', '-')}.png"),
+        if tab_shots is not None:
+            tab_shots.mkdir(parents=True, exist_ok=True)
+            viewer.screenshot(str(tab_shots / f"layout-{screen}-{name.lower().replace(' ', '-')}.png"),
                               canvas_only=False)
     from superqt import QCollapsible
 
@@ -157,15 +158,16 @@ def check(screen: str, all_tabs: bool) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screen", help="WxH; without it, each size runs under its own xvfb-run")
-    parser.add_argument("--all-tabs", action="store_true", help="also a screenshot of every tab")
+    parser.add_argument("--tab-shots", type=Path, help="also a screenshot of every tab, into this folder")
     args = parser.parse_args()
     if args.screen:
-        return 0 if check(args.screen, args.all_tabs) else 1
+        return 0 if check(args.screen, args.tab_shots) else 1
     status = 0
     env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(REPO)}
     for size in SIZES:
         command = ["xvfb-run", "-a", "-s", f"-screen 0 {size}x24", sys.executable, __file__, "--screen", size]
-        status |= subprocess.run(command + (["--all-tabs"] if args.all_tabs else []), env=env).returncode
+        extra = ["--tab-shots", str(args.tab_shots.resolve())] if args.tab_shots else []
+        status |= subprocess.run(command + extra, env=env).returncode
     return status
 
 

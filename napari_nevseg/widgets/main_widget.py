@@ -116,6 +116,14 @@ class NevsegWidget(QWidget):
         every control stays usable at that width."""
         return QSize(DOCK_WIDTH, super().sizeHint().height())
 
+    def show_panel(self, panel: QWidget) -> None:
+        """Bring the tab holding ``panel`` to the front (each tab wraps its panel in a scroll area)."""
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            if page is panel or page.isAncestorOf(panel):
+                self.tabs.setCurrentIndex(index)
+                return
+
     # -- model ---------------------------------------------------------------------------
     def load_model(self, spec: str = "default", device: str = "auto", version: str | None = None) -> None:
         """Load a model in a worker (torch imports there); the GUI stays responsive."""

@@ -17,6 +17,8 @@ def test_the_dock_is_at_most_420_px_wide_and_every_tab_scrolls(widget):
     for name, page in pages.items():
         assert isinstance(page, QScrollArea), name
     assert pages["Fine-tune"].widget() is widget.finetune
+    widget.show_panel(widget.finetune)
+    assert widget.tabs.tabText(widget.tabs.currentIndex()) == "Fine-tune"
     # the dock's minimum keeps every page whole: narrowing it cannot cut a control off
     for page in pages.values():
         assert page.minimumSizeHint().width() >= page.widget().minimumSizeHint().width()
@@ -50,7 +52,7 @@ def test_advanced_sections_start_folded_and_keep_their_values(widget, qtbot):
     assert finetune.epochs.value() == 7 and finetune.lr.value() == pytest.approx(2e-4) and finetune.threads.value() == 1
     # open, its spin boxes get their full height (they were squashed to 20 px in a fixed-height tab)
     finetune.advanced.expand(animate=False)
-    widget.tabs.setCurrentIndex(2)
+    widget.show_panel(finetune)
     widget.resize(DOCK_MAX, 700)
     widget.show()
     qtbot.waitUntil(lambda: finetune.epochs.height() > 0)
