@@ -48,8 +48,6 @@ def main() -> None:
     wait(lambda: not widget.controller.is_busy())
     widget.review.sort_combo.setCurrentText("uncertainty (least certain first)")
     widget.review.show_stem("IMD405")
-    widget.view.mask_layer.contour = 3
-    widget.view.mask_layer.opacity = 0.9
     widget.measure.pixel_size.setValue(0.0105)
     viewer.reset_view()
     settle()

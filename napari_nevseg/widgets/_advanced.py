@@ -16,8 +16,7 @@ from qtpy.QtWidgets import QWidget
 
 
 def collapsible(content: QWidget, title: str = "Advanced", parent: QWidget | None = None):
-    """``content`` under a fold-out header, folded at first; opening it needs no animation
-    to be usable (a short one only)."""
+    """``content`` under a fold-out header (▸ folded, ▾ open), folded at first."""
     from superqt import QCollapsible
 
     section = QCollapsible(title, parent, expandedIcon="▾", collapsedIcon="▸")

@@ -131,7 +131,7 @@ class FinetunePanel(QWidget):
             reviewed = project.training_stems()
             pool = [s for s in project.validation if s in reviewed]
             self.data_label.setText(
-                f"training data: {len(reviewed) - len(pool)} reviewed images"
+                f"training data: {len(reviewed) - len(pool):,} reviewed images"
                 + (f" + {marked} marked layers" if marked else "")
             )
             self.val_label.setText(
@@ -209,7 +209,7 @@ class FinetunePanel(QWidget):
         self.plot.reset()
         self.started_at = time.perf_counter()
         self.controller.set_busy("train", True)
-        self.progress_label.setText(f"fine-tuning on {len(train)} images, validating on {len(val)}…")
+        self.progress_label.setText(f"fine-tuning on {len(train):,} images, validating on {len(val):,}…")
         total = config.epochs * max(1, -(-len(train) // config.batch_size))
         self.worker = start_worker(
             self.controller, finetune_job, init, train, val, config, self.niceness,

@@ -119,5 +119,5 @@ class MeasurePanel(QWidget):
         except NevsegError as exc:
             show_error(str(exc))
             return None
-        show_info(f"measurements of {len(project.records)} images written to {target}")
+        show_info(f"measurements of {len(project.records):,} images written to {target}")
         return target
