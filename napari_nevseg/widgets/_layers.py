@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: the metadata key that marks a Labels layer as a NevSeg lesion mask (display options follow it)
 MASK_KEY = "nevseg_mask"
+#: its value on a second opinion shown beside the mask (a new prediction over a reviewed one)
+COMPARISON = "comparison"
 
 #: Colours for the mask overlay, Okabe and Ito's colour-blind-safe palette ("Color Universal
 #: Design", 2008) plus white. Dermoscopy and clinical photos are red, pink and brown, and the
@@ -49,6 +51,12 @@ class MaskStyle:
     @property
     def opacity(self) -> float:
         return 1.0 if self.outline else self.fill_opacity
+
+    def for_comparison(self) -> MaskStyle:
+        """A second mask beside this one: an outline in another palette colour, so the two
+        never read as one and the mask under review stays visible."""
+        other = "yellow" if self.colour != "yellow" else "sky blue"
+        return MaskStyle(colour=other, outline=True, outline_width=self.outline_width, fill_opacity=self.fill_opacity)
 
 
 def mask_colormap(colour_hex: str):
@@ -100,21 +108,29 @@ def apply_mask_undoable(labels: Labels, mask: np.ndarray) -> bool:
 
 
 def add_mask_layer(
-    viewer: napari.Viewer, mask: np.ndarray, name: str, like: Labels | None = None, style: MaskStyle | None = None
+    viewer: napari.Viewer,
+    mask: np.ndarray,
+    name: str,
+    like: Labels | None = None,
+    style: MaskStyle | None = None,
+    comparison: bool = False,
 ) -> Labels:
     """Add an editable Labels layer for a lesion mask, drawn like ``like`` (keeping its tool
-    settings) or in ``style``. The layer is marked (:data:`MASK_KEY`) before it is added, so a
-    listener on the viewer's inserted layers can restyle it."""
+    settings) or in ``style``; a ``comparison`` (shown beside the mask under review) is drawn in
+    :meth:`MaskStyle.for_comparison`. The layer is marked (:data:`MASK_KEY`) before it is added,
+    so a listener on the viewer's inserted layers can restyle it."""
     from napari.layers import Labels
 
     data = (np.asarray(mask) > 0).astype(np.uint8)
-    layer = Labels(data, name=name, metadata={MASK_KEY: True})
-    apply_mask_style(layer, style or MaskStyle())
+    layer = Labels(data, name=name, metadata={MASK_KEY: COMPARISON if comparison else True})
+    style = style or MaskStyle()
+    apply_mask_style(layer, style.for_comparison() if comparison else style)
     layer.selected_label = 1
     if like is not None:
-        layer.colormap = like.colormap
-        layer.opacity = like.opacity
-        layer.contour = like.contour
+        if not comparison:
+            layer.colormap = like.colormap
+            layer.opacity = like.opacity
+            layer.contour = like.contour
         layer.brush_size = like.brush_size
     viewer.add_layer(layer)
     return layer

@@ -14,7 +14,7 @@ import numpy as np
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from napari_nevseg.widgets._layers import MASK_COLOURS, MASK_KEY, MaskStyle, apply_mask_style
+from napari_nevseg.widgets._layers import COMPARISON, MASK_COLOURS, MASK_KEY, MaskStyle, apply_mask_style
 
 if TYPE_CHECKING:
     import napari
@@ -69,7 +69,11 @@ class MaskDisplayRow(QWidget):
             combo.setCurrentText(text)
             combo.blockSignals(False)
         for layer in self.mask_layers():
-            apply_mask_style(layer, style)
+            apply_mask_style(layer, self.style_for(layer))
+
+    def style_for(self, layer: Labels) -> MaskStyle:
+        """The row's style, or its comparison style for a second mask shown beside one."""
+        return self.style.for_comparison() if layer.metadata.get(MASK_KEY) == COMPARISON else self.style
 
     def _on_choice(self, *_) -> None:
         self.set_style(MaskStyle(colour=self.colour.currentText(), outline=self.mode.currentText() == MODES[0],
@@ -80,9 +84,10 @@ class MaskDisplayRow(QWidget):
         previous one keeps the opacity and outline width the reviewer set in napari)."""
         layer = event.value
         if layer.metadata.get(MASK_KEY) and not self._looks_styled(layer):
-            apply_mask_style(layer, self.style)
+            apply_mask_style(layer, self.style_for(layer))
 
     def _looks_styled(self, layer: Labels) -> bool:
+        style = self.style_for(layer)
         shown = np.asarray(layer.colormap.map(np.array([1])))[0, :3]
-        wanted = np.array(QColor(self.style.hex).getRgbF()[:3])
-        return bool(np.allclose(shown, wanted, atol=1 / 255)) and (layer.contour > 0) == self.style.outline
+        wanted = np.array(QColor(style.hex).getRgbF()[:3])
+        return bool(np.allclose(shown, wanted, atol=1 / 255)) and (layer.contour > 0) == style.outline

@@ -211,7 +211,7 @@ class PredictPanel(QWidget):
             name = f"{stem} new prediction ({result.version})"
             if name in self.view.viewer.layers:
                 self.view.viewer.layers.remove(name)
-            add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer).visible = True
+            add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer, comparison=True)
             self.view.viewer.layers.selection.active = self.view.mask_layer
             kept = record.status.value if record.status.reviewed else "edited"
             show_info(f"{stem} keeps its {kept} mask; the new prediction is in the layer '{name}' beside it")

@@ -74,3 +74,14 @@ def test_other_labels_layers_are_left_alone(viewer_and_row):
     row.colour.setCurrentText("black")
     row.mode.setCurrentText("fill")
     assert np.allclose(_shown(other, 1), before)
+
+
+def test_a_prediction_shown_beside_the_mask_has_its_own_colour(viewer_and_row):
+    viewer, row = viewer_and_row
+    mask = add_mask_layer(viewer, _mask(), "IMD003 mask")
+    beside = add_mask_layer(viewer, _mask(), "IMD003 new prediction (v1)", like=mask, comparison=True)
+    assert beside.contour > 0 and not np.allclose(_shown(beside, 1), _shown(mask, 1))
+    row.colour.setCurrentText("yellow")  # the mask turns yellow: the comparison moves off yellow
+    row.mode.setCurrentText("fill")
+    assert np.allclose(_shown(mask, 1), _rgb(MASK_COLOURS["yellow"]), atol=1e-3) and mask.contour == 0
+    assert np.allclose(_shown(beside, 1), _rgb(MASK_COLOURS["sky blue"]), atol=1e-3) and beside.contour > 0
