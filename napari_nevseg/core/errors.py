@@ -23,3 +23,7 @@ class ModelFileError(NevsegError):
 
 class WriteError(NevsegError):
     """A result could not be written (read-only folder, full disk, ...)."""
+
+
+class ProjectInUseError(NevsegError):
+    """Another process (another napari window) has the project open."""

@@ -275,3 +275,4 @@ class NevsegWidget(QWidget):
         self.measure.teardown()
         self.review.teardown()
         self.display.teardown()
+        self.controller.close_project()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -93,7 +94,11 @@ class ReviewPanel(QWidget):
         events.record_changed.connect(self._on_record)
         events.current_changed.connect(self._on_current)
         events.save_requested.connect(self.save_current_edits)
-        view.mask_edited.connect(self._update_edit_label)
+        # napari announces a stroke before it writes the pixels: look a moment later (also
+        # one comparison per burst of strokes, not per mouse move)
+        self._edit_timer = QTimer(self, singleShot=True, interval=100)
+        self._edit_timer.timeout.connect(self._update_edit_label)
+        view.mask_edited.connect(lambda: self._edit_timer.start())
         self._update_enabled()
 
     # -- project -------------------------------------------------------------------------
@@ -236,6 +241,7 @@ class ReviewPanel(QWidget):
 
     def teardown(self) -> None:
         """Let go of the viewer's layers, which outlive a closed dock."""
+        self._edit_timer.stop()
         if self.view.mask_layer is not None:
             self.view.mask_layer.events.paint.disconnect(self._on_paint)
 
