@@ -90,7 +90,8 @@ def reviewed_project(tmp_path):
     from napari_nevseg.core.image_io import read_mask
 
     project.review("IMD003", read_mask(SAMPLES / "masks" / "IMD003.png"))
-    return project
+    yield project
+    project.close()
 
 
 def test_measurements_csv_has_rounded_values_and_a_pixel_size_column(reviewed_project):
