@@ -48,8 +48,6 @@ def main() -> None:
     wait(lambda: not widget.controller.is_busy())
     widget.review.sort_combo.setCurrentText("uncertainty (least certain first)")
     widget.review.show_stem("IMD405")
-    widget.view.mask_layer.contour = 3
-    widget.view.mask_layer.opacity = 0.9
     widget.measure.pixel_size.setValue(0.0105)
     viewer.reset_view()
     settle()
@@ -59,7 +57,7 @@ def main() -> None:
         widget.review.show_stem(stem)
         apply_mask_undoable(widget.view.mask_layer, read_mask(REPO / "sample_data" / "masks" / f"{stem}.png"))
         widget.review.accept_current()
-    widget.tabs.setCurrentWidget(widget.finetune)
+    widget.show_panel(widget.finetune)
     widget.finetune.epochs.setValue(40)
     widget.finetune.patience.setValue(40)  # still running when the picture is taken
     widget.finetune.start()

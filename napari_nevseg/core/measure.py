@@ -12,16 +12,21 @@ Definitions (all foreground pixels form the lesion):
 * ``border_irregularity``: compactness index perimeter² / (4π·area); 1 for a disc, larger for
   ragged or elongated borders.
 * ``solidity``: area / area of the convex hull (1 for a convex lesion).
+
+Numbers for people (:func:`display_rows`) are fixed-point with thousands separators, never in
+exponent notation (``60,650 px²``, not ``6.065e+04``): a clinician reads them at a glance and
+copies them into a report. With a pixel size the physical value comes first.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from skimage.measure import regionprops
 
-__all__ = ["LesionMeasurements", "measure_lesion"]
+__all__ = ["LesionMeasurements", "display_rows", "format_number", "format_quantity", "measure_lesion"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,50 @@ def measure_lesion(mask: np.ndarray, pixel_size_mm: float | None = None) -> Lesi
         solidity=float(region.solidity),
         pixel_size_mm=pixel_size_mm,
     )
+
+
+def format_number(value: float, decimals: int) -> str:
+    """Fixed-point with thousands separators (``60650.4, 0 -> '60,650'``); never an exponent."""
+    if not math.isfinite(value):
+        return "–"
+    text = f"{value:,.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.00"
+
+
+def readable_decimals(value: float, significant: int = 3, most: int = 4) -> int:
+    """Decimals that keep ``significant`` figures of a small value and none of a large one
+    (0.0523 -> 4, 6.07 -> 2, 123 -> 0), at most ``most``."""
+    if not math.isfinite(value) or value == 0:
+        return 0
+    return int(min(most, max(0, significant - 1 - math.floor(math.log10(abs(value))))))
+
+
+def format_quantity(value: float, unit: str, significant: int = 3) -> str:
+    """A measured value with its unit, to about ``significant`` figures: ``'6.07 mm²'``."""
+    return f"{format_number(value, readable_decimals(value, significant))} {unit}".strip()
+
+
+#: the rows a person reads: (label, pixel key, millimetre key or None, pixel unit, mm unit)
+DISPLAY_ROWS = (
+    ("area", "area_px", "area_mm2", "px²", "mm²"),
+    ("perimeter", "perimeter_px", "perimeter_mm", "px", "mm"),
+    ("max diameter", "max_diameter_px", "max_diameter_mm", "px", "mm"),
+    ("asymmetry", "asymmetry", None, "", ""),
+    ("border irregularity", "border_irregularity", None, "", ""),
+    ("solidity", "solidity", None, "", ""),
+)
+
+
+def display_rows(measured: LesionMeasurements) -> list[tuple[str, str]]:
+    """``(label, text)`` per measurement: mm first when a pixel size is set, pixels beside it;
+    ratios with two decimals (finer differences are below what a mask edit changes)."""
+    rows = []
+    for label, px_key, mm_key, px_unit, mm_unit in DISPLAY_ROWS:
+        px_value: float = getattr(measured, px_key)
+        if not px_unit:
+            rows.append((label, format_number(px_value, 2)))
+            continue
+        in_px = f"{format_number(px_value, 0)} {px_unit}"
+        mm_value: float | None = getattr(measured, mm_key) if mm_key else None
+        rows.append((label, in_px if mm_value is None else f"{format_quantity(mm_value, mm_unit)}  ({in_px})"))
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,9 +11,66 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels
 
-#: every non-zero label is lesion (napari's M starts label 2): all are drawn as label 1, so what
-#: is saved is what is seen
-MASK_COLOR = {0: "transparent", 1: "#00ff66", None: "#00ff66"}
+#: the metadata key that marks a Labels layer as a NevSeg lesion mask (display options follow it)
+MASK_KEY = "nevseg_mask"
+#: its value on a second opinion shown beside the mask (a new prediction over a reviewed one)
+COMPARISON = "comparison"
+
+#: Colours for the mask overlay, Okabe and Ito's colour-blind-safe palette ("Color Universal
+#: Design", 2008) plus white. Dermoscopy and clinical photos are red, pink and brown, and the
+#: usual overlay green sits on the red-green axis that about 1 man in 12 (protan and deutan
+#: vision) cannot tell from those. The default, sky blue, lies far from skin and pigment in hue
+#: for normal and red-green-deficient vision alike, and is light enough to stand out on a dark
+#: lesion; yellow and white help on very dark lesions, blue and black on pale skin. Vermillion and
+#: orange are left out: on red skin they vanish.
+MASK_COLOURS: dict[str, str] = {
+    "sky blue": "#56B4E9",
+    "yellow": "#F0E442",
+    "bluish green": "#009E73",
+    "blue": "#0072B2",
+    "reddish purple": "#CC79A7",
+    "black": "#000000",
+    "white": "#FFFFFF",
+}
+
+
+@dataclass(frozen=True)
+class MaskStyle:
+    """How lesion masks are drawn: an outline (the skin under it stays visible, which matters
+    for judging a border) or a translucent fill (easier to spot holes and stray specks)."""
+
+    colour: str = "sky blue"
+    outline: bool = True
+    outline_width: int = 3
+    fill_opacity: float = 0.45
+
+    @property
+    def hex(self) -> str:
+        return MASK_COLOURS[self.colour]
+
+    @property
+    def opacity(self) -> float:
+        return 1.0 if self.outline else self.fill_opacity
+
+    def for_comparison(self) -> MaskStyle:
+        """A second mask beside this one: an outline in another palette colour, so the two
+        never read as one and the mask under review stays visible."""
+        other = "yellow" if self.colour != "yellow" else "sky blue"
+        return MaskStyle(colour=other, outline=True, outline_width=self.outline_width, fill_opacity=self.fill_opacity)
+
+
+def mask_colormap(colour_hex: str):
+    """Every non-zero label in ``colour_hex``: a stroke with any label shows as lesion."""
+    from napari.utils import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={0: "transparent", None: colour_hex})
+
+
+def apply_mask_style(layer: Labels, style: MaskStyle) -> None:
+    """Draw ``layer`` in ``style`` (a display change only: the mask data is not touched)."""
+    layer.colormap = mask_colormap(style.hex)
+    layer.contour = style.outline_width if style.outline else 0
+    layer.opacity = style.opacity
 
 
 def image_rgb(layer: Image) -> np.ndarray:
@@ -49,19 +107,32 @@ def apply_mask_undoable(labels: Labels, mask: np.ndarray) -> bool:
     return True
 
 
-def add_mask_layer(viewer: napari.Viewer, mask: np.ndarray, name: str, like: Labels | None = None) -> Labels:
-    """Add an editable Labels layer for a lesion mask, keeping the tool settings of ``like``."""
-    from napari.utils import DirectLabelColormap
+def add_mask_layer(
+    viewer: napari.Viewer,
+    mask: np.ndarray,
+    name: str,
+    like: Labels | None = None,
+    style: MaskStyle | None = None,
+    comparison: bool = False,
+) -> Labels:
+    """Add an editable Labels layer for a lesion mask, drawn like ``like`` (keeping its tool
+    settings) or in ``style``; a ``comparison`` (shown beside the mask under review) is drawn in
+    :meth:`MaskStyle.for_comparison`. The layer is marked (:data:`MASK_KEY`) before it is added,
+    so a listener on the viewer's inserted layers can restyle it."""
+    from napari.layers import Labels
 
     data = (np.asarray(mask) > 0).astype(np.uint8)
-    layer = viewer.add_labels(data, name=name, opacity=0.45, colormap=DirectLabelColormap(color_dict=MASK_COLOR))
+    layer = Labels(data, name=name, metadata={MASK_KEY: COMPARISON if comparison else True})
+    style = style or MaskStyle()
+    apply_mask_style(layer, style.for_comparison() if comparison else style)
     layer.selected_label = 1
     if like is not None:
-        layer.opacity = like.opacity
-        layer.contour = like.contour
+        if not comparison:
+            layer.colormap = like.colormap
+            layer.opacity = like.opacity
+            layer.contour = like.contour
         layer.brush_size = like.brush_size
-    else:
-        layer.contour = 2
+    viewer.add_layer(layer)
     return layer
 
 

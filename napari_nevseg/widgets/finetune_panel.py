@@ -8,18 +8,9 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from napari_nevseg.widgets._advanced import collapsible, train_settings
 from napari_nevseg.widgets._plot import CorrectionsPlot, LivePlot
 
 if TYPE_CHECKING:
@@ -49,11 +40,13 @@ class FinetunePanel(QWidget):
         self.data_label.setWordWrap(True)
         self.val_label = QLabel("")
         self.val_label.setWordWrap(True)
-        self.epochs = QSpinBox(minimum=1, maximum=500, value=25)
-        self.patience = QSpinBox(minimum=1, maximum=100, value=6)
-        self.lr = QDoubleSpinBox(minimum=1e-5, maximum=1e-2, singleStep=1e-4, decimals=5, value=5e-4)
-        self.threads = QSpinBox(minimum=1, maximum=max(1, os.cpu_count() or 1), value=default_threads())
-        self.threads.setToolTip("CPU threads for training; one core is left to the viewer by default")
+        #: epochs, patience, learning rate, threads: a magicgui form, folded away under "Advanced"
+        self.settings = train_settings(default_threads())
+        self.epochs = self.settings.epochs.native
+        self.patience = self.settings.patience.native
+        self.lr = self.settings.learning_rate.native
+        self.threads = self.settings.threads.native
+        self.advanced = collapsible(self.settings.native, "Advanced: epochs, learning rate, threads")
         self.upright = QCheckBox("objects have an up (people, not lesions)")
         self.upright.setToolTip("train without rotations and predict without upside-down flips; "
                                 "leave off for lesions, which look the same at any angle")
@@ -63,30 +56,26 @@ class FinetunePanel(QWidget):
         self.cancel_btn = QPushButton("Cancel")
         self.repredict_btn = QPushButton("Re-predict unreviewed with the active model")
         self.progress_label = QLabel("")
+        self.progress_label.setWordWrap(True)
         self.plot = LivePlot()
         self.rounds_label = QLabel("")
         self.rounds_label.setWordWrap(True)
         self.rounds_plot = CorrectionsPlot()
 
-        form = QFormLayout()
-        form.addRow("max epochs", self.epochs)
-        form.addRow("early-stop patience", self.patience)
-        form.addRow("learning rate", self.lr)
-        form.addRow("CPU threads", self.threads)
-        form.addRow(self.upright)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
         layout = QVBoxLayout(self)
-        for widget in (self.data_label, self.val_label):
+        for widget in (self.data_label, self.val_label, self.upright, self.advanced):
             layout.addWidget(widget)
-        layout.addLayout(form)
         layout.addWidget(self.mark_btn)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.plot)
         layout.addWidget(self.repredict_btn)
-        layout.addWidget(QLabel("<b>Corrections needed, per model version</b> (mean Dice of prediction vs final mask):"))
+        corrections = QLabel("<b>Corrections needed, per model version</b> (mean Dice of prediction vs final mask):")
+        corrections.setWordWrap(True)  # unwrapped, this one line forced the dock to 600 px
+        layout.addWidget(corrections)
         layout.addWidget(self.rounds_label)
         layout.addWidget(self.rounds_plot)
         layout.addStretch(1)
@@ -141,7 +130,7 @@ class FinetunePanel(QWidget):
             reviewed = project.training_stems()
             pool = [s for s in project.validation if s in reviewed]
             self.data_label.setText(
-                f"training data: {len(reviewed) - len(pool)} reviewed images"
+                f"training data: {len(reviewed) - len(pool):,} reviewed images"
                 + (f" + {marked} marked layers" if marked else "")
             )
             self.val_label.setText(
@@ -218,7 +207,7 @@ class FinetunePanel(QWidget):
         self.plot.reset()
         self.started_at = time.perf_counter()
         self.controller.set_busy("train", True)
-        self.progress_label.setText(f"fine-tuning on {len(train)} images, validating on {len(val)}…")
+        self.progress_label.setText(f"fine-tuning on {len(train):,} images, validating on {len(val):,}…")
         total = config.epochs * max(1, -(-len(train) // config.batch_size))
         self.worker = start_worker(
             self.controller, finetune_job, init, train, val, config, self.niceness,

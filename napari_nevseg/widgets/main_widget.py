@@ -6,18 +6,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
+from qtpy.QtWidgets import QFrame, QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from napari_nevseg.widgets._state import ViewState
 from napari_nevseg.widgets.cleanup_panel import CleanupPanel
 from napari_nevseg.widgets.controller import ReviewController
+from napari_nevseg.widgets.display_row import MaskDisplayRow
 from napari_nevseg.widgets.measure_panel import MeasurePanel
 from napari_nevseg.widgets.predict_panel import PredictPanel
 from napari_nevseg.widgets.review_panel import PROJECT_KEY, ReviewPanel
 
 if TYPE_CHECKING:
     import napari
+
+#: the dock's preferred width: at most 420 px keeps 60% of a 1920-px window for the canvas and
+#: leaves the canvas more than half of a 1366-px laptop screen beside napari's layer list
+DOCK_WIDTH = 380
 
 #: the fine-tune path's one-off imports were done (once per process, see training.warm_up)
 _TRAINING_WARMED = False
@@ -27,6 +32,24 @@ def _group(title: str, child: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     QVBoxLayout(box).addWidget(child)
     return box
+
+
+class _TabScroll(QScrollArea):
+    """A tab page that scrolls vertically: a tab taller than a laptop screen scrolls instead of
+    forcing the window taller than the screen (or squashing its spin boxes). Its minimum width
+    is its page's, so narrowing the dock never cuts a control off."""
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(page)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        page = self.widget().minimumSizeHint().width()
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(page + bar + 2 * self.frameWidth(), super().minimumSizeHint().height())
 
 
 class _WindowWatcher(QObject):
@@ -62,26 +85,24 @@ class NevsegWidget(QWidget):
         self.cleanup = CleanupPanel(self.view)
         self.measure = MeasurePanel(self.controller, self.view)
 
+        self.display = MaskDisplayRow(napari_viewer)
+
         review_tab = QWidget()
         review_layout = QVBoxLayout(review_tab)
         review_layout.addWidget(_group("Project and queue", self.review))
-        review_layout.addWidget(_group("Predict", self.predict))
+        review_layout.addWidget(self.display)
         review_layout.addWidget(_group("Clean up the mask (Ctrl+Z undoes)", self.cleanup))
+        review_layout.addWidget(_group("Predict", self.predict))
         review_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(review_tab)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(scroll, "Review")
-        self.tabs.addTab(self.measure, "Measure")
+        self.tabs.addTab(_TabScroll(review_tab), "Review")
+        self.tabs.addTab(_TabScroll(self.measure), "Measure")
         self._add_training_tabs()
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.status_label)
         layout.addWidget(self.tabs)
-        self.setMinimumWidth(360)
 
         events = self.controller.events
         events.session_changed.connect(self._update_status)
@@ -99,8 +120,21 @@ class NevsegWidget(QWidget):
 
         self.models = ModelsPanel(self.controller)
         self.finetune = FinetunePanel(self.controller, self.view)
-        self.tabs.addTab(self.finetune, "Fine-tune")
-        self.tabs.addTab(self.models, "Models")
+        self.tabs.addTab(_TabScroll(self.finetune), "Fine-tune")
+        self.tabs.addTab(_TabScroll(self.models), "Models")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """Ask for :data:`DOCK_WIDTH`; the tabs scroll vertically and wrap their text, so
+        every control stays usable at that width."""
+        return QSize(DOCK_WIDTH, super().sizeHint().height())
+
+    def show_panel(self, panel: QWidget) -> None:
+        """Bring the tab holding ``panel`` to the front (each tab wraps its panel in a scroll area)."""
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            if page is panel or page.isAncestorOf(panel):
+                self.tabs.setCurrentIndex(index)
+                return
 
     # -- lifetime ----------------------------------------------------------------------------
     def _bind_lifetime(self) -> None:
@@ -242,4 +276,5 @@ class NevsegWidget(QWidget):
         QApplication.instance().aboutToQuit.disconnect(self._on_quit)
         self.measure.teardown()
         self.review.teardown()
+        self.display.teardown()
         self.controller.close_project()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,14 +13,8 @@ if TYPE_CHECKING:
     from napari_nevseg.widgets._state import ViewState
     from napari_nevseg.widgets.controller import ReviewController
 
-ROWS = (
-    ("area", "area_px", "area_mm2", "px²", "mm²"),
-    ("perimeter", "perimeter_px", "perimeter_mm", "px", "mm"),
-    ("max diameter", "max_diameter_px", "max_diameter_mm", "px", "mm"),
-    ("asymmetry", "asymmetry", None, "", ""),
-    ("border irregularity", "border_irregularity", None, "", ""),
-    ("solidity", "solidity", None, "", ""),
-)
+#: the labels of core.measure.DISPLAY_ROWS (not imported here: it pulls in scikit-image)
+ROW_NAMES = ("area", "perimeter", "max diameter", "asymmetry", "border irregularity", "solidity")
 
 
 class MeasurePanel(QWidget):
@@ -36,12 +28,12 @@ class MeasurePanel(QWidget):
         self.pixel_size.setSuffix(" mm")
         self.pixel_size.setSpecialValueText("not set (pixels only)")
         self.pixel_size.setToolTip("size of one pixel; set it to read measurements in mm")
-        self.values: dict[str, QLabel] = {name: QLabel("–") for name, *_ in ROWS}
+        self.values: dict[str, QLabel] = {name: QLabel("–") for name in ROW_NAMES}
         self.title = QLabel("no mask")
         self.export_btn = QPushButton("Export project measurements (CSV)…")
         form = QFormLayout()
         form.addRow("pixel size", self.pixel_size)
-        for name, *_ in ROWS:
+        for name in ROW_NAMES:
             form.addRow(name, self.values[name])
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
@@ -80,7 +72,7 @@ class MeasurePanel(QWidget):
 
     def update_measurements(self) -> dict | None:
         """Recompute from the layer on screen; returns the values shown (None: no lesion)."""
-        from napari_nevseg.core.measure import measure_lesion
+        from napari_nevseg.core.measure import display_rows, measure_lesion
 
         layer = self.view.active_mask_layer()
         data = None if layer is None else np.asarray(layer.data)
@@ -95,13 +87,9 @@ class MeasurePanel(QWidget):
             for label in self.values.values():
                 label.setText("no lesion")
             return None
-        values = result.as_dict()
-        for name, px_key, mm_key, px_unit, mm_unit in ROWS:
-            text = f"{values[px_key]:.4g} {px_unit}".strip()
-            if mm_key and values[mm_key] is not None:
-                text += f"  ({values[mm_key]:.4g} {mm_unit})"
+        for name, text in display_rows(result):
             self.values[name].setText(text)
-        return values
+        return result.as_dict()
 
     def _choose_export(self) -> None:
         from napari.utils.notifications import show_error
@@ -115,40 +103,21 @@ class MeasurePanel(QWidget):
             self.export_csv(path)
 
     def export_csv(self, path: str | Path) -> Path | None:
-        """One row per project image: status, model, uncertainty, Dice and measurements."""
+        """One row per project image (see :mod:`napari_nevseg.core.measurements_table`)."""
         from napari.utils.notifications import show_error, show_info
 
         from napari_nevseg.core.atomic import atomic_write_text
         from napari_nevseg.core.errors import NevsegError
-        from napari_nevseg.core.measure import measure_lesion
+        from napari_nevseg.core.measurements_table import measurements_csv
 
         project = self.controller.project
         if project is None:
             show_error("open a project folder first")
             return None
-        buffer = io.StringIO()
-        fields = ["image", "status", "model_version", "uncertainty", "dice_prediction_vs_final", "mask_source"]
-        fields += [key for _, px, mm, *_ in ROWS for key in (px, mm) if key]
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        for stem, record in project.records.items():
-            row = {"image": stem, "status": record.status.value, "model_version": record.model_version,
-                   "uncertainty": record.uncertainty, "dice_prediction_vs_final": record.dice_prediction_vs_final}
-            try:
-                mask, source = project.read_mask(stem), "reviewed"
-                if mask is None:
-                    mask, source = project.read_prediction(stem), "prediction"
-            except NevsegError:
-                mask, source = None, "unreadable"
-            row["mask_source"] = source if mask is not None else "none"
-            measured = measure_lesion(mask, project.pixel_size_mm) if mask is not None else None
-            if measured is not None:
-                row.update({k: v for k, v in measured.as_dict().items() if k in fields})
-            writer.writerow(row)
         try:
-            target = atomic_write_text(path, buffer.getvalue())
+            target = atomic_write_text(path, measurements_csv(project))
         except NevsegError as exc:
             show_error(str(exc))
             return None
-        show_info(f"measurements of {len(project.records)} images written to {target}")
+        show_info(f"measurements of {len(project.records):,} images written to {target}")
         return target

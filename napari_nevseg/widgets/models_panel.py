@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +10,14 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 if TYPE_CHECKING:
     from napari_nevseg.widgets.controller import ReviewController
+
+
+def summary_html(lines: list[str]) -> str:
+    """The summary's title in bold, then one line per fact (text escaped: file names are data)."""
+    if not lines:
+        return ""
+    title, *rest = (html.escape(line) for line in lines)
+    return "<br>".join([f"<b>{title}</b>", *rest])
 
 
 class ModelsPanel(QWidget):
@@ -66,6 +74,7 @@ class ModelsPanel(QWidget):
     def _show_info(self, version: str) -> None:
         from napari_nevseg.core.checkpoint import read_metadata
         from napari_nevseg.core.errors import NevsegError
+        from napari_nevseg.core.model_summary import summarize_version
 
         if not version:
             return
@@ -81,22 +90,7 @@ class ModelsPanel(QWidget):
         except NevsegError as exc:
             self.info.setText(str(exc))
             return
-        lines = [f"<b>{version}</b> · parent: {entry.get('parent') or meta.get('parent') or '–'} · "
-                 f"created {meta.get('created', '?')}",
-                 f"{meta.get('arch')} {json.dumps(meta.get('arch_params'))}, works at "
-                 f"{meta['work_size'][1]}x{meta['work_size'][0]}"]
-        training = meta.get("training", {})
-        if training:
-            lines.append(f"trained on {len(training.get('train_images', []))} images, validated on "
-                         f"{len(training.get('val_images', []))}; {training.get('epochs_run', '?')} epochs, "
-                         f"{training.get('seconds', '?')} s on {training.get('device', '?')}")
-        metrics = meta.get("metrics", {})
-        if metrics.get("val_dice") is not None:
-            before = metrics.get("val_dice_before")
-            lines.append(f"validation Dice {'' if before is None else f'{before:.3f} → '}{metrics['val_dice']:.3f}")
-        if metrics.get("test_dice") is not None:
-            lines.append(f"held-out test Dice {metrics['test_dice']:.3f}")
-        self.info.setText("<br>".join(lines))
+        self.info.setText(summary_html(summarize_version(version, meta, entry)))
 
     def use_version(self, version: str) -> None:
         """Switch the active model (roll back by choosing an older version)."""

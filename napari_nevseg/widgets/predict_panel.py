@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
 
+from napari_nevseg.widgets._advanced import collapsible, predict_settings
 from napari_nevseg.widgets._layers import (
     add_mask_layer,
     apply_mask_undoable,
@@ -36,30 +29,24 @@ class PredictPanel(QWidget):
         self.controller = controller
         self.view = view
         self.worker = None
-        self.threshold = QDoubleSpinBox(minimum=0.05, maximum=0.95, singleStep=0.05, value=0.5, decimals=2)
-        self.threshold.setToolTip("probability above which a pixel is lesion")
-        self.keep_largest = QCheckBox("keep largest region", checked=True)
-        self.fill_holes = QCheckBox("fill holes", checked=True)
-        self.smooth = QCheckBox("smooth border", checked=True)
-        self.probability = QCheckBox("add probability map", checked=False)
+        #: threshold and clean-up: a magicgui form, folded away under "Advanced"
+        self.settings = predict_settings()
+        self.threshold = self.settings.threshold.native
+        self.keep_largest = self.settings.keep_largest.native
+        self.fill_holes = self.settings.fill_holes.native
+        self.smooth = self.settings.smooth.native
+        self.probability = self.settings.probability.native
         self.predict_selected_btn = QPushButton("Predict selected image")
         self.predict_all_btn = QPushButton("Predict all open images")
         self.predict_project_btn = QPushButton("Predict project (unreviewed)")
         self.predict_project_btn.setToolTip("predict every image of the project that is not reviewed yet")
+        self.advanced = collapsible(self.settings.native, "Advanced: threshold and clean-up")
 
-        form = QFormLayout()
-        form.addRow("threshold", self.threshold)
-        grid = QGridLayout()
-        grid.addWidget(self.keep_largest, 0, 0)
-        grid.addWidget(self.fill_holes, 0, 1)
-        grid.addWidget(self.smooth, 1, 0)
-        grid.addWidget(self.probability, 1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(form)
-        layout.addLayout(grid)
         for button in (self.predict_selected_btn, self.predict_all_btn, self.predict_project_btn):
             layout.addWidget(button)
+        layout.addWidget(self.advanced)
 
         self.predict_selected_btn.clicked.connect(self.predict_selected)
         self.predict_all_btn.clicked.connect(self.predict_all_open)
@@ -224,7 +211,7 @@ class PredictPanel(QWidget):
             name = f"{stem} new prediction ({result.version})"
             if name in self.view.viewer.layers:
                 self.view.viewer.layers.remove(name)
-            add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer).visible = True
+            add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer, comparison=True)
             self.view.viewer.layers.selection.active = self.view.mask_layer
             kept = record.status.value if record.status.reviewed else "edited"
             show_info(f"{stem} keeps its {kept} mask; the new prediction is in the layer '{name}' beside it")

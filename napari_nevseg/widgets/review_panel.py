@@ -120,8 +120,8 @@ class ReviewPanel(QWidget):
         except NevsegError as exc:
             show_error(str(exc))
             return False
-        show_info(f"project {project.root.name}: {len(project.records)} images, "
-                  f"{self.controller.reviewed_count()} reviewed")
+        show_info(f"project {project.root.name}: {len(project.records):,} images, "
+                  f"{self.controller.reviewed_count():,} reviewed")
         first = stem if stem in project.records else self.queue.stem_at(0)
         if first is not None:
             self.show_stem(first, auto_predict=False)
@@ -163,8 +163,8 @@ class ReviewPanel(QWidget):
         counts = self.controller.counts
         done, total = self.controller.reviewed_count(), len(project.records)
         self.progress_label.setText(
-            f"{done} of {total} reviewed ({100 * done / max(total, 1):.0f}%) · "
-            f"{counts['predicted']} predicted, {counts['unreviewed']} not predicted"
+            f"{done:,} of {total:,} reviewed ({100 * done / max(total, 1):.0f}%) · "
+            f"{counts['predicted']:,} predicted, {counts['unreviewed']:,} not predicted"
         )
 
     def _update_edit_label(self, *_) -> None:

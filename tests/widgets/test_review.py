@@ -165,16 +165,18 @@ def test_measurements_follow_edits_and_export_csv(widget, project_dir, qtbot, tm
     values = widget.measure.update_measurements()
     assert values["area_mm2"] == pytest.approx(values["area_px"] * 1e-4)
     assert "mm" in widget.measure.values["max diameter"].text()
+    shown = widget.measure.values["area"].text()
+    assert shown.endswith(f" mm²  ({int(values['area_px']):,} px²)") and "e+" not in shown  # not 6.065e+04
     widget.view.mask_layer.paint((40, 40), 1)
-    qtbot.waitUntil(lambda: widget.measure.values["area"].text().split()[0] != f"{values['area_px']:.4g}", timeout=5000)
+    qtbot.waitUntil(lambda: widget.measure.values["area"].text() != shown, timeout=5000)
     widget.review.accept_current()
     out = widget.measure.export_csv(tmp_path / "m.csv")
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4
     assert {r["status"] for r in rows} >= {"corrected", "predicted"}
-    assert all(float(r["area_px"]) > 0 for r in rows)
-    assert all(r["area_mm2"] for r in rows)
+    assert all(int(r["area_px"]) > 0 for r in rows)  # whole pixels
+    assert all(r["area_mm2"] and r["pixel_size_mm"] == "0.01" for r in rows)
 
 
 @pytest.mark.parametrize("case", ["nothing_selected", "not_a_project", "labels_selected"])

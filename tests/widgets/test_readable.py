@@ -1,0 +1,16 @@
+"""What the dock shows reads as sentences and plain numbers: the Models tab's summary, the
+measurement rows the core formats."""
+
+from __future__ import annotations
+
+
+def test_models_tab_summarises_the_version_and_measure_rows_match_the_core(widget):
+    from napari_nevseg.core.measure import DISPLAY_ROWS
+    from napari_nevseg.widgets.measure_panel import ROW_NAMES
+
+    text = widget.models.info.text()
+    assert text.startswith("<b>default: the model shipped with napari-nevseg</b>")
+    assert "held-out test Dice 0.935" in text and "million parameters" in text
+    for mark in ("{", "[", '"arch', "json"):
+        assert mark not in text, text
+    assert ROW_NAMES == tuple(name for name, *_ in DISPLAY_ROWS)
