@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path("/work/shared/data/isic2017/train/images")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2017" / "train" / "images"  # ../shared/data beside the repository
 
 
 def make_project(source: Path, n: int) -> Path:
