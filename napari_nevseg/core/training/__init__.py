@@ -20,6 +20,7 @@ from torch import nn
 
 from napari_nevseg.core.device import select_device
 from napari_nevseg.core.training import resume, steps
+from napari_nevseg.core.training.guidance import ClickTraining
 from napari_nevseg.core.training.records import (
     TrainConfig,
     TrainingSet,
@@ -36,6 +37,7 @@ from napari_nevseg.core.training.steps import Run, inherited_tta, warm_up
 __all__ = [
     "TrainConfig",
     "Checkpointing",
+    "ClickTraining",
     "TrainingSet",
     "TrainProgress",
     "TrainResult",
@@ -85,7 +87,8 @@ def train(
             if steps.should_stop_early(run):
                 run.stopped_by = "early stopping"
         elif has_val:
-            run.before = evaluate_dice(run.model, val_set, run.mean, run.std, device)
+            run.before = evaluate_dice(run.model, val_set, run.mean, run.std, device,
+                                       guidance_channels=run.guidance_channels)
             run.best_dice = run.before
         while run.epoch < config.epochs and run.stopped_by == "epochs":
             yield from _epoch(run, train_set, val_set, saver)

@@ -14,6 +14,7 @@ from torch import nn
 from napari_nevseg.core.augment import AugmentConfig
 from napari_nevseg.core.convert import to_bool_mask, to_rgb_uint8
 from napari_nevseg.core.data import Pair, load_pair, resize_mask, resize_rgb
+from napari_nevseg.core.training.guidance import ClickTraining
 
 __all__ = ["TrainConfig", "TrainingSet", "TrainProgress", "TrainResult", "make_training_set", "load_training_set"]
 
@@ -43,6 +44,9 @@ class TrainConfig:
     #: optimizer step (None: off). It remembers about 1 / (1 - decay) steps, so it suits runs of
     #: many more steps than that: 0.99 over a 50-step run would still keep 60% of the start.
     ema_decay: float | None = None
+    #: train a click model (RGB + positive, negative and previous-mask channels) with simulated
+    #: clicks; a fine-tune of a click model always simulates clicks (with its parent's radius)
+    clicks: ClickTraining | None = None
 
 
 @dataclass

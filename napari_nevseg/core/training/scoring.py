@@ -31,14 +31,19 @@ def channel_stats(data: TrainingSet) -> tuple[list[float], list[float]]:
 
 
 @torch.inference_mode()
-def evaluate_dice(model: nn.Module, data: TrainingSet, mean, std, device: torch.device, batch_size: int = 8) -> float:
-    """Mean per-image Dice at working size, threshold 0.5 (the validation score)."""
+def evaluate_dice(
+    model: nn.Module, data: TrainingSet, mean, std, device: torch.device, batch_size: int = 8, guidance_channels: int = 0
+) -> float:
+    """Mean per-image Dice at working size, threshold 0.5 (the validation score); a click model
+    (``guidance_channels`` 3) is scored in its automatic mode, every guidance channel empty."""
     was_training = model.training
     model.eval()
     scores = []
     m, s = stats_tensors(mean, std, device)
     for start in range(0, len(data), batch_size):
         x = normalise(data.images[start : start + batch_size].to(device), m, s)
+        if guidance_channels:
+            x = torch.cat([x, x.new_zeros(x.shape[0], guidance_channels, *x.shape[-2:])], dim=1)
         pred = model(x) > 0
         ref = data.masks[start : start + batch_size].to(device) > 0.5
         inter = (pred & ref).flatten(1).sum(1).float()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,15 +16,17 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from napari_nevseg.core.augment import AugmentConfig, augment_batch
+from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.inference import UPRIGHT_TTA
 from napari_nevseg.core.losses import bce_dice_loss
 from napari_nevseg.core.model import build_model, count_parameters, freeze_batchnorm
+from napari_nevseg.core.training.guidance import ClickTraining, focus_on_objects, simulate_guidance
 from napari_nevseg.core.training.records import TrainConfig, TrainingSet, TrainProgress
 from napari_nevseg.core.training.scoring import channel_stats, evaluate_dice, stats_tensors
 
 __all__ = [
     "Run", "check_inputs", "prepare", "train_step", "validate", "end_epoch", "should_stop_early",
-    "final_weights", "result_metadata", "release", "lr_at", "inherited_tta", "warm_up",
+    "final_weights", "result_metadata", "release", "lr_at", "inherited_tta", "warm_up", "click_training",
 ]
 
 
@@ -62,6 +64,11 @@ class Run:
     epoch: int = 0  # epochs completed
     epochs_without_gain: int = 0
     stopped_by: str = "epochs"
+    clicks: ClickTraining | None = None
+
+    @property
+    def guidance_channels(self) -> int:
+        return len(GUIDANCE_CHANNELS) if self.clicks is not None else 0
 
     @property
     def scored(self) -> nn.Module:
@@ -84,6 +91,19 @@ def check_inputs(train_set: TrainingSet, config: TrainConfig, init: tuple[nn.Mod
     return work_hw  # type: ignore[return-value]
 
 
+def click_training(config: TrainConfig, init) -> ClickTraining | None:
+    """Clicks to simulate: the config's from scratch; a click model's fine-tune always simulates
+    them, with the disk radius its file records, so every fine-tuned version takes clicks."""
+    if init is None:
+        return config.clicks
+    settings = ClickSettings.from_meta(init[1])
+    if settings is None:
+        if config.clicks is not None:
+            raise ValueError("the starting model takes no clicks: train a click model from scratch instead")
+        return None
+    return replace(config.clicks or ClickTraining(), radius=settings.radius)
+
+
 def _starting_model(train_set: TrainingSet, config: TrainConfig, init):
     if init is not None:
         parent_meta = init[1]
@@ -91,13 +111,17 @@ def _starting_model(train_set: TrainingSet, config: TrainConfig, init):
         return (copy.deepcopy(init[0]).to("cpu"), parent_meta["arch"], parent_meta["arch_params"],
                 parent_meta, norm["mean"], norm["std"])
     mean, std = channel_stats(train_set)
-    return build_model(config.arch, dict(config.arch_params)), config.arch, dict(config.arch_params), None, mean, std
+    params = dict(config.arch_params)
+    if config.clicks is not None:
+        params["in_channels"] = 3 + len(GUIDANCE_CHANNELS)
+    return build_model(config.arch, params), config.arch, params, None, mean, std
 
 
 def prepare(
     train_set: TrainingSet, config: TrainConfig, init, work_hw: tuple[int, int], device: torch.device, has_val: bool
 ) -> Run:
     """Seed, build or copy the model, and set up the optimizer, the moving average and the schedule."""
+    clicks = click_training(config, init)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model, arch, arch_params, parent_meta, mean, std = _starting_model(train_set, config, init)
@@ -122,7 +146,7 @@ def prepare(
         config, device, model, optimizer, scaler, amp_dtype, averaged, gen, arch, arch_params, parent_meta,
         work_hw, list(mean), list(std), batch, steps_per_epoch, total,
         warmup=max(1, int(total * config.warmup_fraction)), has_val=has_val, started=started,
-        deadline=started + config.max_minutes * 60 if config.max_minutes else None,
+        deadline=started + config.max_minutes * 60 if config.max_minutes else None, clicks=clicks,
     )
 
 
@@ -148,7 +172,12 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
     images = train_set.images[idx].to(device, non_blocking=True).float() / 255.0
     masks = train_set.masks[idx].to(device, non_blocking=True)
     images, masks = augment_batch(images, masks, run.config.augment, run.gen)
+    if run.clicks is not None:
+        chosen = torch.rand(images.shape[0], generator=run.gen) < run.clicks.focus_fraction
+        images, masks = focus_on_objects(images, masks, chosen, run.gen)
     x = (images - m_s[0]) / m_s[1]
+    if run.clicks is not None:
+        x = torch.cat([x, simulate_guidance(run.model, x, masks, run.clicks, run.gen, run.config.freeze_bn)], dim=1)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     lr = lr_at(run.step, run.total, run.config.lr, run.warmup)
@@ -170,7 +199,7 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
 
 def validate(run: Run, val_set: TrainingSet, epoch: int) -> float:
     """Score the kept weights on the validation set; remember them if they are the best yet."""
-    val = evaluate_dice(run.scored, val_set, run.mean, run.std, run.device)
+    val = evaluate_dice(run.scored, val_set, run.mean, run.std, run.device, guidance_channels=run.guidance_channels)
     if val > run.best_dice:
         run.best_dice, run.best_epoch = val, epoch
         run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.scored.state_dict().items()}
@@ -227,7 +256,12 @@ def result_metadata(run: Run, train_set: TrainingSet, val_set: TrainingSet | Non
     """The model file's metadata: architecture, normalisation, the run's record and scores."""
     parent, config = run.parent_meta or {}, run.config
     val_dice = run.best_dice if run.has_val and run.best_dice >= 0 else None
+    clicks = {} if run.clicks is None else {
+        "in_channels": 3 + run.guidance_channels,
+        "clicks": {**ClickSettings(radius=run.clicks.radius).to_meta(), "simulation": asdict(run.clicks)},
+    }
     return {
+        **clicks,
         "arch": run.arch,
         "arch_params": run.arch_params,
         "work_size": list(run.work_hw),
