@@ -2,7 +2,7 @@
 # Set up everything napari-nevseg needs on a fresh Debian machine with Python 3.11:
 # the system libraries napari needs without a display (Xvfb, Qt, OpenGL) and a virtual
 # environment in .venv with torch (CPU wheel) installed first, then the package.
-# Usage: scripts/setup.sh [extras]   (extras default: qt,test)
+# Usage: scripts/setup.sh [extras]   (extras default: qt,test; scripts/test.sh adds dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-qt,test}"

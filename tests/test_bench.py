@@ -73,7 +73,7 @@ def test_bench_writes_json_with_every_row(two_pairs, tiny_model_file, tmp_path, 
 def test_bench_goes_on_without_monai(two_pairs, tiny_model_file, tmp_path, monkeypatch):
     from napari_nevseg import bench
 
-    monkeypatch.setattr(bench, "_monai", lambda: (None, "MONAI is not importable (test); its columns are skipped"))
+    monkeypatch.setattr(bench, "import_monai", lambda: (None, "MONAI is not importable (test); its columns are skipped"))
     images, _ = two_pairs
     out = tmp_path / "bench.json"
     argv = ["bench", "--images", str(images), "--model", str(tiny_model_file), "--device", "cpu",
@@ -107,11 +107,32 @@ def test_latencies_are_taken_in_turn_with_a_rotating_first_model():
     """Each model is timed on every image, next to the others, and none always goes first."""
     import torch
 
-    from napari_nevseg.bench._measure import _in_turn
+    from napari_nevseg.bench._measure import time_in_turn
 
     order: list[tuple[int, str]] = []
     calls = [lambda name, i=i: order.append((i, name)) for i in range(3)]
-    times = _in_turn(["a", "b", "c"], calls, torch.device("cpu"))
+    times = time_in_turn(["a", "b", "c"], calls, torch.device("cpu"))
     assert order == [(0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b")]
     assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3, "c": 3}
     assert all(t >= 0 for ts in times.values() for t in ts)
+
+
+def test_bench_normalises_monai_networks_as_training_from_scratch_does(make_blob):
+    """MONAI's networks are trained by the bench with statistics it computes itself: they must be
+    the ones ``train`` gives a model it builds from scratch, or the comparison is not like for like."""
+    from napari_nevseg.bench._accuracy import channel_stats
+    from napari_nevseg.core.training import TrainConfig, make_training_set, train
+
+    samples = [(f"b{i}", *make_blob(48, 64, seed=30 + i)) for i in range(3)]
+    train_set = make_training_set(samples, (48, 64))
+    config = TrainConfig(epochs=1, batch_size=3, device="cpu", work_size=(48, 64),
+                         arch="unet", arch_params={"width": 4, "depth": 2})
+    gen = train(train_set, None, config)
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        normalization = stop.value.metadata["normalization"]
+    mean, std = channel_stats(train_set)
+    assert mean == pytest.approx(normalization["mean"]) and std == pytest.approx(normalization["std"])
+    assert max(std) > 0.01 and len({round(m, 3) for m in mean}) > 1  # a real image set, not a constant

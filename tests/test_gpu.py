@@ -1,7 +1,7 @@
 """CUDA / MPS checks: the same masks as the CPU, and fine-tuning that gives its memory back.
 
 Skipped where there is no GPU (``-m "not gpu"`` deselects them explicitly). Run on a GPU machine
-with ``scripts/gpu_check.sh``.
+with ``tools/gpu_check.sh``.
 """
 
 from __future__ import annotations

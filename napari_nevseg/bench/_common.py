@@ -21,7 +21,7 @@ MONAI_BASIC = "monai_basicunet"
 LABELS = {OURS: "ours (nevseg)", MONAI_UNET: "MONAI UNet", MONAI_BASIC: "MONAI BasicUNet"}
 
 
-def _median(values: list[float]) -> float | None:
+def median(values: list[float]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
@@ -34,7 +34,7 @@ def _sync(device) -> None:
         torch.mps.synchronize()
 
 
-def _timed(fn: Callable[[], Any], device) -> tuple[float, Any]:
+def timed(fn: Callable[[], Any], device) -> tuple[float, Any]:
     _sync(device)
     start = time.perf_counter()
     out = fn()
@@ -42,14 +42,14 @@ def _timed(fn: Callable[[], Any], device) -> tuple[float, Any]:
     return time.perf_counter() - start, out
 
 
-def _repeat(fn: Callable[[], Any], device, reps: int, warmup: int = 2) -> float:
+def median_seconds(fn: Callable[[], Any], device, reps: int, warmup: int = 2) -> float:
     """Median seconds of ``fn`` over ``reps`` calls after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
-    return float(statistics.median(_timed(fn, device)[0] for _ in range(reps)))
+    return float(statistics.median(timed(fn, device)[0] for _ in range(reps)))
 
 
-def _peak_rss_mb() -> float | None:
+def peak_rss_mb() -> float | None:
     """Peak resident memory of this process so far, in MiB."""
     try:
         import resource
@@ -66,7 +66,7 @@ def _peak_rss_mb() -> float | None:
             return None
 
 
-def _rss_mb() -> float | None:
+def rss_mb() -> float | None:
     try:
         import psutil
 
@@ -79,7 +79,7 @@ def _rss_mb() -> float | None:
             return None
 
 
-def _free(device) -> None:
+def free_memory(device) -> None:
     import gc
 
     import torch
@@ -89,7 +89,7 @@ def _free(device) -> None:
         torch.cuda.empty_cache()
 
 
-def _drain(gen) -> list:
+def drain(gen) -> list:
     items = []
     try:
         while True:
@@ -98,7 +98,7 @@ def _drain(gen) -> list:
         return items
 
 
-def _result(gen):
+def final_result(gen):
     try:
         while True:
             next(gen)

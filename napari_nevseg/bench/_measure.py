@@ -15,11 +15,11 @@ from typing import Any
 from napari_nevseg.bench._common import (
     MONAI_BASIC,
     MONAI_UNET,
-    _drain,
-    _median,
-    _repeat,
-    _result,
-    _timed,
+    drain,
+    final_result,
+    median,
+    median_seconds,
+    timed,
 )
 
 _WIDGET_SCRIPT = r"""
@@ -46,7 +46,7 @@ os._exit(0)
 """
 
 
-def _monai() -> tuple[Any, str | None]:
+def import_monai() -> tuple[Any, str | None]:
     """The ``monai`` module, or ``None`` and why not."""
     try:
         import monai  # noqa: F401
@@ -57,7 +57,7 @@ def _monai() -> tuple[Any, str | None]:
         return None, f"MONAI is not importable ({type(exc).__name__}: {exc}); its columns are skipped"
 
 
-def _monai_networks() -> dict[str, Callable[[], Any]]:
+def monai_networks() -> dict[str, Callable[[], Any]]:
     from monai.networks.nets import BasicUNet, UNet
 
     return {
@@ -67,14 +67,14 @@ def _monai_networks() -> dict[str, Callable[[], Any]]:
     }
 
 
-def _environment(device, args) -> dict[str, Any]:
+def environment(device, args) -> dict[str, Any]:
     import numpy as np
     import torch
 
     from napari_nevseg import __version__
     from napari_nevseg.core.inference import cpu_has_bf16
 
-    monai, _ = (None, None) if args.no_monai else _monai()
+    monai, _ = (None, None) if args.no_monai else import_monai()
     env: dict[str, Any] = {
         "package_version": __version__,
         "python": platform.python_version(),
@@ -100,7 +100,7 @@ def _environment(device, args) -> dict[str, Any]:
     return env
 
 
-def _startup(model_spec: str, widget: bool = True) -> dict[str, Any]:
+def startup_times(model_spec: str, widget: bool = True) -> dict[str, Any]:
     """``import napari_nevseg`` and opening the widget, each in a fresh Python process."""
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
@@ -117,8 +117,8 @@ def _startup(model_spec: str, widget: bool = True) -> dict[str, Any]:
             row = json.loads(out.stdout.strip().splitlines()[-1])
             times.append(row["s"])
             pulls_torch |= row["torch"]
-    result: dict[str, Any] = {"import_s": _median(times), "import_pulls_torch": pulls_torch,
-                              "python_start_and_import_s": _median(walls)}
+    result: dict[str, Any] = {"import_s": median(times), "import_pulls_torch": pulls_torch,
+                              "python_start_and_import_s": median(walls)}
     result.update(_widget_open(model_spec, env) if widget else {"widget_open_s": None, "widget_note": "n/a (--no-widget)"})
     return result
 
@@ -142,7 +142,7 @@ def _widget_open(model_spec: str, env: dict[str, str]) -> dict[str, Any]:
     return {**json.loads(lines[-1]), "widget_note": None}
 
 
-def _decode_and_write(files: list[Path], out_dir: Path) -> dict[str, Any]:
+def decode_and_write(files: list[Path], out_dir: Path) -> dict[str, Any]:
     """Model-independent parts of the file pipeline: PNG decode, mask encode, atomic write."""
     import numpy as np
 
@@ -162,22 +162,22 @@ def _decode_and_write(files: list[Path], out_dir: Path) -> dict[str, Any]:
         t = time.perf_counter()
         write_mask_png(out_dir / f"_io_{f.stem}.png", mask)
         write.append(time.perf_counter() - t)
-    ms = lambda v: 1000 * _median(v)  # noqa: E731
+    ms = lambda v: 1000 * median(v)  # noqa: E731
     return {"decode_ms": ms(decode), "encode_png_ms": ms(encode), "write_mask_png_ms": ms(write)}
 
 
-def _in_turn(names: list[str], calls: list[Callable[[str], Any]], device) -> dict[str, list[float]]:
+def time_in_turn(names: list[str], calls: list[Callable[[str], Any]], device) -> dict[str, list[float]]:
     """Seconds of ``call(name)`` for every call and name, the names in turn within each call and
     the first name rotating from one call to the next."""
     times: dict[str, list[float]] = {name: [] for name in names}
     for i, call in enumerate(calls):
         start = i % len(names)
         for name in names[start:] + names[:start]:
-            times[name].append(_timed(lambda c=call, n=name: c(n), device)[0])
+            times[name].append(timed(lambda c=call, n=name: c(n), device)[0])
     return times
 
 
-def _latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out_dir: Path) -> dict[str, dict[str, Any]]:
+def measure_latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out_dir: Path) -> dict[str, dict[str, Any]]:
     """Per-image latencies of every model, taken in turn on each image (the first model rotates),
     so that a slow minute of a shared machine falls on all of them alike."""
     import numpy as np
@@ -189,8 +189,8 @@ def _latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out_dir: P
     device = next(iter(sessions.values())).device
 
     def in_turn(key: str, calls: list[Callable[[str], Any]]) -> None:
-        for name, times in _in_turn(names, calls, device).items():
-            rows[name][key] = 1000 * _median(times)
+        for name, times in time_in_turn(names, calls, device).items():
+            rows[name][key] = 1000 * median(times)
 
     for name in names:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,7 @@ def _latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out_dir: P
     return rows
 
 
-def _throughput(session, files: list[Path], rgbs: list, out_dir: Path, workers: int) -> dict[str, Any]:
+def measure_throughput(session, files: list[Path], rgbs: list, out_dir: Path, workers: int) -> dict[str, Any]:
     """Batch-8 and whole-pipeline throughput of one model."""
     from napari_nevseg.core.pipeline import predict_files
 
@@ -223,19 +223,19 @@ def _throughput(session, files: list[Path], rgbs: list, out_dir: Path, workers: 
     row: dict[str, Any] = {}
     eight = (rgbs * (8 // len(rgbs) + 1))[:8]
     x8 = predictor._batch(eight)
-    row["batch8_network_ips"] = 8 / _repeat(lambda: predictor.forward(x8), device, reps=5)
+    row["batch8_network_ips"] = 8 / median_seconds(lambda: predictor.forward(x8), device, reps=5)
     many = rgbs if len(rgbs) >= 8 else eight
-    seconds = _repeat(lambda: list(predictor.predict_many(many, batch_size=8)), device, reps=3, warmup=1)
+    seconds = median_seconds(lambda: list(predictor.predict_many(many, batch_size=8)), device, reps=3, warmup=1)
     row["batch8_in_process_ips"] = len(many) / seconds
     pipe_dir = out_dir / "pipeline"
     list(predict_files(files[:2], pipe_dir, session, workers=workers))
-    seconds = _timed(lambda: list(predict_files(files, pipe_dir, session, workers=workers)), device)[0]
+    seconds = timed(lambda: list(predict_files(files, pipe_dir, session, workers=workers)), device)[0]
     row["files_parallel_ips"] = len(files) / seconds
     row["files_parallel_workers"] = workers
     return row
 
 
-def _finetune(session, meta, train_set, val_set, device_name: str) -> dict[str, Any]:
+def measure_finetune(session, meta, train_set, val_set, device_name: str) -> dict[str, Any]:
     """One fine-tune step at batch 4, and a fine-tune on the training images to early stopping."""
     from napari_nevseg.core.training import TrainConfig, train
 
@@ -243,11 +243,11 @@ def _finetune(session, meta, train_set, val_set, device_name: str) -> dict[str, 
     row: dict[str, Any] = {}
     step_cfg = TrainConfig(freeze_bn=True, epochs=5, batch_size=4, lr=5e-4, device=device_name, seed=0)
     four = type(train_set)(train_set.images[:4], train_set.masks[:4], train_set.stems[:4])
-    stamps = [p.elapsed_s for p in _drain(train(four, None, step_cfg, init))]
+    stamps = [p.elapsed_s for p in drain(train(four, None, step_cfg, init))]
     steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    row["finetune_step_s"] = _median(steps[1:] or steps or stamps)
+    row["finetune_step_s"] = median(steps[1:] or steps or stamps)
     cfg = TrainConfig(freeze_bn=True, patience=3, epochs=30, batch_size=4, lr=5e-4, device=device_name, seed=0)
-    result = _result(train(train_set, val_set, cfg, init))
+    result = final_result(train(train_set, val_set, cfg, init))
     row["finetune10"] = {
         "train_images": len(train_set), "val_images": len(val_set) if val_set is not None else 0,
         "seconds": result.seconds, "epochs": len(result.history), "stopped_by": result.stopped_by,

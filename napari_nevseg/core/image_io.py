@@ -29,6 +29,7 @@ __all__ = [
     "read_mask",
     "write_mask_png",
     "encode_png",
+    "displayed_shape",
 ]
 
 # tifffile logs damaged-file details as warnings; the ImageReadError we raise already says what is
@@ -203,3 +204,18 @@ def encode_png(array: np.ndarray, compress_level: int = 1) -> bytes:
 def write_mask_png(path: str | os.PathLike[str], mask: np.ndarray) -> Path:
     """Write a mask as an 8-bit 0/255 PNG, atomically (old file or new file, never half)."""
     return atomic_write_bytes(path, encode_png(mask_to_uint8(mask)))
+
+
+def displayed_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(H, W)`` of an image as displayed (EXIF rotation applied), read from its header only;
+    None when the header cannot tell (TIFF stacks, damaged files)."""
+    p = Path(path)
+    if p.suffix.lower() in _TIFF_SUFFIXES:
+        return None
+    try:
+        with Image.open(p) as image:
+            w, h = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)

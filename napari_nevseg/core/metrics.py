@@ -1,4 +1,4 @@
-"""Overlap metrics between binary masks (DESIGN.md §4)."""
+"""Overlap metrics between binary masks: Dice, Jaccard and thresholded Jaccard (0 below 0.65, as ISIC 2018 scores)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: the benchmark on CUDA and the core tests, on a bare GPU machine, in under 5 minutes.
 #
-#   bash scripts/gpu_check.sh IMAGES_DIR [MASKS_DIR] [MODEL] [OUT_DIR]
+#   bash tools/gpu_check.sh IMAGES_DIR [MASKS_DIR] [MODEL] [OUT_DIR]
 #
 # Needs only torch (with CUDA), numpy, scipy, scikit-image, pillow, safetensors and pytest; no
 # napari, no MONAI, no internet, no install: the package runs from this checkout (PYTHONPATH=.).
@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ]; then
-  echo "usage: bash scripts/gpu_check.sh IMAGES_DIR [MASKS_DIR] [MODEL] [OUT_DIR]" >&2
+  echo "usage: bash tools/gpu_check.sh IMAGES_DIR [MASKS_DIR] [MODEL] [OUT_DIR]" >&2
   exit 2
 fi
 IMAGES=$1
@@ -27,7 +27,7 @@ mkdir -p "$OUT_DIR"
 status=0
 
 echo "== environment"
-$PY scripts/gpu_check_env.py | tee "$OUT_DIR/env.txt" || { echo "gpu_check: a core dependency is missing"; exit 1; }
+$PY tools/gpu_check_env.py | tee "$OUT_DIR/env.txt" || { echo "gpu_check: a core dependency is missing"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee -a "$OUT_DIR/env.txt"
 
 echo "== benchmark on $DEVICE ($IMAGES)"
@@ -45,7 +45,7 @@ if ! $PY -c "import pytest" 2>/dev/null; then
   fi
 fi
 if $PY -c "import pytest" 2>/dev/null; then
-  mapfile -t ignores < <($PY scripts/gpu_check_env.py --ignores)
+  mapfile -t ignores < <($PY tools/gpu_check_env.py --ignores)
   timeout 110 $PY -m pytest tests -m "not slow" --ignore=tests/widgets "${ignores[@]}" -x -q -p no:cacheprovider -rs \
     2>&1 | tee "$OUT_DIR/tests.txt"
   rc=${PIPESTATUS[0]}

@@ -1,6 +1,8 @@
 """Time 'Predict selected image' in the real widget: click to mask on screen, one PH2 image.
 
-    xvfb-run -a .venv/bin/python scripts/time_widget_predict.py [--repeats 10]
+    xvfb-run -a .venv/bin/python benchmarks/time_widget_predict.py [--repeats 10]
+
+Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Human in the loop, measured: fine-tune the default lesion model on 10 corrected masks and
-score the images it did not see, before and after (issue: fine-tune in the background).
+score the images it did not see, before and after, with the code the fine-tune widget runs
+(``core.adapt.finetune_and_score``).
 
-    python scripts/hitl_experiment.py person      # 10 person photos -> Dice on the other 82
-    python scripts/hitl_experiment.py person --n-val 0 --epochs 150 --lr 2e-3 --upright --keep-largest \
-        --copy-paste 0.5 --colour-strength 2 --ema 0.99        # the person recipe (README)
-    python scripts/hitl_experiment.py ph2-shift   # 10 colour-shifted PH2 test images -> the rest
+    python benchmarks/hitl_experiment.py person      # 10 person photos -> Dice on the other 82
+    python benchmarks/hitl_experiment.py person --n-val 0 --epochs 150 --lr 2e-3 --upright --keep-largest \
+        --copy-paste 0.5 --colour-strength 2 --ema 0.99        # the person recipe (docs/experiments.md)
+    python benchmarks/hitl_experiment.py ph2-shift   # 10 colour-shifted PH2 test images -> the rest
 
-Reads ../shared/data (never shipped). Prints one line per epoch and a summary; --json writes it.
+``--data`` holds human_seg/ and ph2/ (default: ../shared/data beside the repository; never
+shipped). Prints one line per epoch and a summary; --json writes it. Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,20 +22,20 @@ from pathlib import Path
 
 import torch
 
+from napari_nevseg.core.adapt import colour_shift, finetune_and_score
 from napari_nevseg.core.augment import AugmentConfig
 from napari_nevseg.core.data import find_pairs, load_pair
-from napari_nevseg.core.hitl import colour_shift, finetune_round
 from napari_nevseg.core.postprocess import Cleanup
 from napari_nevseg.core.session import ModelSession
 from napari_nevseg.core.training import TrainConfig
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", choices=("person", "ph2-shift"))
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding human_seg/ and ph2/ (default: %(default)s)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--n-train", type=int, default=10, help="corrected masks to fine-tune on")
     parser.add_argument("--n-val", type=int, default=2, help="of those, kept for early stopping")
@@ -83,7 +85,7 @@ def main() -> int:
         if p.val_dice is not None:
             print(f"  epoch {p.epoch}: loss {p.epoch_loss:.3f} val Dice {p.val_dice:.3f} ({p.elapsed_s:.0f} s)", flush=True)
 
-    report, _ = finetune_round(session, train_s, val_s, evaluation, config, cleanup, show)
+    report, _ = finetune_and_score(session, train_s, val_s, evaluation, config, cleanup, show)
     total = time.perf_counter() - started
     print(f"{args.experiment}: fine-tuned on {report.n_train} (+{report.n_val} for early stopping) in "
           f"{report.seconds:.0f} s training ({report.epochs_run} epochs, {report.stopped_by}); "

@@ -1,11 +1,13 @@
 """What the ResUNet's design choices cost on this CPU, one 256x192 pass, interleaved rounds.
 
-    python scripts/resunet_variants_ab.py --threads 2 --rounds 3
+    python benchmarks/resunet_variants_ab.py --threads 2 --rounds 3
 
 Variants (random weights; speed does not depend on them):
   instancenorm, refine   InstanceNorm2d(affine=True), refined 8-channel full-resolution top
   groupnorm,    refine   the same normalisation computed by GroupNorm(C, C)
   groupnorm,    direct   ... and the top straight to the logit (the shipped model)
+
+Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""What this machine has, for scripts/gpu_check.sh: versions, the GPU, and which test files can run.
+"""What this machine has, for tools/gpu_check.sh: versions, the GPU, and which test files can run.
 
-    python scripts/gpu_check_env.py            # prints a report
-    python scripts/gpu_check_env.py --ignores  # prints pytest --ignore options, one per line
+    python tools/gpu_check_env.py            # prints a report
+    python tools/gpu_check_env.py --ignores  # prints pytest --ignore options, one per line
 
 The core needs torch, numpy, scipy, scikit-image, pillow and safetensors (tifffile only for TIFF
 files). Test files whose top-level imports are missing here (tifffile, hypothesis, ...) are

@@ -1,6 +1,6 @@
 """Screenshots of the real napari window for the README (run under Xvfb on a headless machine):
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tools/screenshots.py
 
 docs/screenshot.png: a project of the sample images, predicted, with the review queue;
 docs/finetune.png: the Fine-tune tab with its live plot, taken while fine-tuning runs.

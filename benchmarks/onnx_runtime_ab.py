@@ -1,11 +1,12 @@
 """Is ONNX Runtime faster than torch for our network on this CPU? One interleaved run.
 
     pip install onnxruntime onnx onnxscript     # measurement only, not a dependency
-    python scripts/onnx_runtime_ab.py --model napari_nevseg/models/default.safetensors --threads 2
+    python benchmarks/onnx_runtime_ab.py [--model default] --threads 2
 
 Exports the model (opset 17, dynamic batch and size), checks ONNX Runtime's logits against
 torch's, then times one 256x192 pass: ONNX Runtime float32 (all graph optimisations) against
 torch float32 and torch with bfloat16 autocast (what the Predictor uses on CPUs with native bf16).
+Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ def _median_ms(fn, reps: int = 30, warmup: int = 3) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="napari_nevseg/models/default.safetensors")
+    parser.add_argument("--model", default="default", help="'default' (shipped) or a .safetensors file")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     import onnxruntime as ort
 
     from napari_nevseg.core.checkpoint import load_model
+    from napari_nevseg.core.session import resolve_model_path
 
     torch.set_num_threads(args.threads)
-    model, meta = load_model(args.model, "cpu")
+    model, meta = load_model(resolve_model_path(args.model), "cpu")
     model.eval()
     h, w = meta["work_size"]
     x = torch.randn(1, 3, h, w)

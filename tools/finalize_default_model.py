@@ -1,7 +1,7 @@
 """Turn a trained model file into the shipped default: record the inference settings chosen on
 the validation split, the held-out test scores, and the recipe, in the file's metadata.
 
-    python scripts/finalize_default_model.py runs/default_final.safetensors \
+    python tools/finalize_default_model.py runs/default_final.safetensors \
         --selection runs/default_split.safetensors --tta 4 --threshold 0.5
 
 The held-out test images are the ones recorded in the trained file (never trained or tuned on);
@@ -16,13 +16,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from napari_nevseg.core.checkpoint import load_model, read_metadata, save_model
 from napari_nevseg.core.data import find_pairs, load_pair, read_strata
 from napari_nevseg.core.metrics import mean_scores, score
 from napari_nevseg.core.session import ModelSession, default_model_path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ph2"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"  # ../shared/data beside the repository
 
 
 def main() -> int:
@@ -32,7 +33,7 @@ def main() -> int:
     parser.add_argument("--selection-note", default="")
     parser.add_argument("--tta", type=int, default=4)
     parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA, help="the PH2 folder (images/, masks/, classes.csv)")
     parser.add_argument("--out", type=Path, default=default_model_path())
     args = parser.parse_args()
 
@@ -49,7 +50,7 @@ def main() -> int:
             "epochs": sel["training"]["config"]["epochs"],
             "note": args.selection_note,
         }
-    session = ModelSession(model, meta, __import__("torch").device("cpu"), "default")
+    session = ModelSession(model, meta, torch.device("cpu"), "default")
     test = set(meta["training"].get("test_images") or [])
     strata = read_strata(args.data / "classes.csv")
     per_image, groups = {}, defaultdict(list)

@@ -1,11 +1,14 @@
 """Does the viewer stay smooth while fine-tuning runs? Measured in a real napari window.
 
-Opens napari (under Xvfb when there is no display: run it with scripts/xrun), a project of 10
-reviewed full-size PH2 images, starts a fine-tune from the NevSeg widget, and while it runs
-paints on the mask and pans the camera by script at 30 Hz. A QTimer in the GUI thread with a
-period of 5 ms records how late each tick fires: a late tick is an event-loop stall.
+Opens napari, a project of 12 full-size PH2 images with their masks (10 train, 2 validation),
+starts a fine-tune from the NevSeg widget, and while it runs paints on the mask and pans the
+camera by script at 30 Hz. A QTimer in the GUI thread with a period of 5 ms records how late
+each tick fires: a late tick is an event-loop stall. Without a display, run it under Xvfb:
 
-    xvfb-run -a python scripts/measure_gui_stalls.py --threads 1
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/measure_gui_stalls.py --threads 1
+
+``--data`` is a PH2 folder with images/ and masks/ (default: ../shared/data/ph2 beside the
+repository). Results: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ph2"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"  # ../shared/data beside the repository
 
 
 def main() -> int:
@@ -42,6 +46,10 @@ def main() -> int:
     from napari_nevseg.widgets.main_widget import NevsegWidget
 
     stems = sorted(p.stem for p in (args.data / "images").glob("*.png"))[:12]
+    if len(stems) < 12:
+        print(f"measure_gui_stalls: error: {args.data / 'images'} holds {len(stems)} PNG images, 12 are needed "
+              "(pass --data PH2_FOLDER)", file=sys.stderr)
+        return 2
     root = Path(tempfile.mkdtemp(prefix="nevseg-stalls-"))
     (root / "images").mkdir()
     (root / "masks").mkdir()

@@ -1,7 +1,7 @@
 """Human in the loop on a small scale: fine-tuning on a few corrected masks of a new look
 (a strong colour and contrast shift, like another dermoscope) makes the other images better.
 
-The full-scale version is scripts/hitl_experiment.py (person photos, colour-shifted PH2)."""
+The full-scale version is benchmarks/hitl_experiment.py (person photos, colour-shifted PH2)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_nevseg.core.hitl import colour_shift, finetune_round, mean_dice
+from napari_nevseg.core.adapt import colour_shift, finetune_and_score, mean_dice
 from napari_nevseg.core.image_io import read_image, read_mask
 from napari_nevseg.core.session import ModelSession
 from napari_nevseg.core.training import TrainConfig
@@ -36,7 +36,7 @@ def test_finetuning_on_two_corrected_images_helps_the_others():
     train = [samples["IMD008"], samples["IMD405"]]
     val, evaluation = [samples["IMD085"]], [samples["IMD003"]]
     config = TrainConfig(epochs=20, batch_size=2, lr=1e-3, patience=20, freeze_bn=True, device="cpu", seed=0)
-    report, result = finetune_round(session, train, val, evaluation, config)
+    report, result = finetune_and_score(session, train, val, evaluation, config)
     assert report.dice_before < 0.85, "the shift must hurt the shipped model, or the test shows nothing"
     assert report.dice_after > report.dice_before + 0.08, report
     assert result.metadata["parent"] == "default"
