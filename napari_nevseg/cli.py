@@ -33,8 +33,16 @@ def _add_predict(sub) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model from scratch or fine-tune one",
                        description="Train on images/masks pairs (same stems) and write one model file.")
-    p.add_argument("--images", required=True, type=Path,
+    p.add_argument("--images", type=Path,
                    help="folder of images, or the original PH2 tree (IMDxxx/IMDxxx_Dermoscopic_Image/...)")
+    p.add_argument("--recipe", choices=("default",), default=None,
+                   help="'default': the default model's data (PH2 + ISIC 2017 under --data, fixed splits, "
+                   "mixed-source epochs) instead of --images/--masks")
+    p.add_argument("--data", type=Path, default=None, help="with --recipe: the folder holding ph2/ and isic2017/")
+    p.add_argument("--ph2-share", type=float, default=0.2,
+                   help="with --recipe: PH2's share of each epoch's samples (7%% of the images)")
+    p.add_argument("--epoch-size", type=int, default=None,
+                   help="with --recipe: samples per epoch (default: the number of training images)")
     p.add_argument("--masks", type=Path, help="folder of masks with the images' names (omit for a PH2 tree)")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--init", default="default", help="'default', a model file, or 'none' (from scratch)")

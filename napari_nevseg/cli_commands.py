@@ -7,6 +7,8 @@ import json
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from napari_nevseg.core.errors import ModelFileError, NevsegError, NoPairsError
 
@@ -102,21 +104,61 @@ def _click_training(args: argparse.Namespace, init):
     return ClickTraining(radius=args.click_radius)
 
 
+@dataclass(frozen=True)
+class _TrainingData:
+    train: Any
+    val: Any
+    test: list[str]
+    shares: dict[str, float] | None = None
+
+
+def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
+    """The pairs ``nevseg train`` learns from: --images/--masks split by fractions, or the
+    default recipe's sources with their fixed splits (:mod:`napari_nevseg.core.sources`)."""
+    from napari_nevseg.core.data import find_pairs, find_ph2_pairs
+    from napari_nevseg.core.training import TrainingSet, load_training_set
+
+    if args.recipe is None:
+        if args.images is None:
+            raise NevsegError("give --images (and --masks), or --recipe default --data DIR")
+        pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
+        train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
+        by_stem = {p.stem: p for p in pairs}
+        print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
+              f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
+        train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
+        val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
+        return _TrainingData(train_set, val_set, test_stems)
+    from napari_nevseg.core.sources import default_sources
+
+    if args.data is None or args.images is not None:
+        raise NevsegError("--recipe default reads its images from --data DIR (holding ph2/ and isic2017/), not --images")
+    if not 0.0 <= args.ph2_share < 1.0:
+        raise NevsegError(f"--ph2-share must be in [0, 1), not {args.ph2_share}")
+    splits = default_sources(args.data)
+    for name, split in splits.items():
+        print(f"{name}: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test (never trained on)")
+
+    def load(role: str):
+        return TrainingSet.concat({n: load_training_set(getattr(s, role), work_hw) for n, s in splits.items()})
+
+    shares = {"ph2": args.ph2_share, "isic2017": 1.0 - args.ph2_share}
+    return _TrainingData(load("train"), load("val"), [s for split in splits.values() for s in split.stems("test")], shares)
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from napari_nevseg.core.augment import AugmentConfig
     from napari_nevseg.core.checkpoint import load_model, save_model
-    from napari_nevseg.core.data import find_pairs, find_ph2_pairs
     from napari_nevseg.core.session import resolve_model_path
-    from napari_nevseg.core.training import Checkpointing, TrainConfig, load_training_set, train
+    from napari_nevseg.core.training import Checkpointing, TrainConfig, train
     from napari_nevseg.core.training.resume import checkpoint_path_for
 
-    pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
-    train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
     init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
     work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)
     fine_tune = init is not None
+    data = _training_data(args, work_hw)
     config = TrainConfig(
         arch=args.arch,
         arch_params=_arch_params(args),
@@ -132,12 +174,10 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         augment=AugmentConfig(hairs=args.hairs),
         clicks=_click_training(args, init),
+        source_shares=data.shares,
+        epoch_size=args.epoch_size if data.shares else None,
     )
-    by_stem = {p.stem: p for p in pairs}
-    print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
-          f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
-    train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
-    val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
+    train_set, val_set, test_stems = data.train, data.val, data.test
     checkpoint = Checkpointing(checkpoint_path_for(args.out), args.checkpoint_every, args.resume)
     if args.resume:
         print(f"resuming from {checkpoint.path}")
@@ -147,7 +187,8 @@ def run_train(args: argparse.Namespace) -> int:
     result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path)
     meta = result.metadata
     meta["training"].update({
-        "images_dir": str(args.images), "masks_dir": str(args.masks),
+        "images_dir": str(args.images if args.recipe is None else args.data),
+        "masks_dir": str(args.masks), "recipe": args.recipe,
         "test_images": test_stems, "strata": str(args.strata) if args.strata else None,
         "torch_version": torch.__version__,
         "command": "nevseg " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("nevseg") else None,

@@ -124,7 +124,7 @@ def _epoch(run: Run, train_set: TrainingSet, val_set: TrainingSet | None, saver:
            ) -> Generator[TrainProgress, None, None]:
     """One epoch of steps; sets ``run.stopped_by`` when the time limit or early stopping ends the run."""
     epoch = run.epoch + 1
-    order = steps.start_epoch(run, len(train_set))
+    order = steps.start_epoch(run, train_set)
     losses: list[float] = []
     for b in range(run.steps_per_epoch):
         lr, loss = steps.train_step(run, train_set, order[b * run.batch : (b + 1) * run.batch])

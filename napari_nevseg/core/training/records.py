@@ -47,6 +47,11 @@ class TrainConfig:
     #: train a click model (RGB + positive, negative and previous-mask channels) with simulated
     #: clicks; a fine-tune of a click model always simulates clicks (with its parent's radius)
     clicks: ClickTraining | None = None
+    #: mixed-source epochs: each epoch draws ``epoch_size`` samples (default: the training set's
+    #: size) in which each source of :attr:`TrainingSet.sources` has this share
+    #: (:func:`napari_nevseg.core.sources.epoch_indices`); None: every image once per epoch
+    source_shares: dict[str, float] | None = None
+    epoch_size: int | None = None
 
 
 @dataclass
@@ -56,9 +61,32 @@ class TrainingSet:
     images: torch.Tensor
     masks: torch.Tensor
     stems: list[str]
+    #: the source of each image (``"ph2"``, ``"isic2017"``, ...); empty: one source
+    sources: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.stems)
+
+    def source_indices(self) -> dict[str, np.ndarray]:
+        """The images of each source, by first appearance of the source."""
+        names = self.sources or ["all"] * len(self)
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name, []).append(i)
+        return {name: np.asarray(idx, dtype=np.int64) for name, idx in groups.items()}
+
+    @classmethod
+    def concat(cls, parts: dict[str, TrainingSet]) -> TrainingSet:
+        """One set of several sources, each image labelled with its part's name."""
+        chosen = [(name, part) for name, part in parts.items() if len(part)]
+        if not chosen:
+            raise ValueError("no images in any source")
+        return cls(
+            torch.cat([part.images for _, part in chosen]),
+            torch.cat([part.masks for _, part in chosen]),
+            [stem for _, part in chosen for stem in part.stems],
+            [name for name, part in chosen for _ in part.stems],
+        )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.inference import UPRIGHT_TTA
 from napari_nevseg.core.losses import bce_dice_loss
 from napari_nevseg.core.model import build_model, count_parameters, freeze_batchnorm
+from napari_nevseg.core.sources import epoch_indices
 from napari_nevseg.core.training.guidance import ClickTraining, focus_on_objects, simulate_guidance
 from napari_nevseg.core.training.records import TrainConfig, TrainingSet, TrainProgress
 from napari_nevseg.core.training.scoring import channel_stats, evaluate_dice, stats_tensors
@@ -137,7 +138,7 @@ def prepare(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
-    n = len(train_set)
+    n = samples_per_epoch(train_set, config)
     batch = min(config.batch_size, n)
     steps_per_epoch = math.ceil(n / batch)
     total = steps_per_epoch * config.epochs
@@ -158,12 +159,29 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def start_epoch(run: Run, n: int) -> torch.Tensor:
-    """Training mode (BatchNorm frozen if asked) and this epoch's order of the images."""
+def samples_per_epoch(train_set: TrainingSet, config: TrainConfig) -> int:
+    """Every image once, or the mixed-source draw's size."""
+    if config.source_shares is None:
+        return len(train_set)
+    if config.epoch_size is not None and config.epoch_size < 1:
+        raise ValueError(f"epoch_size must be at least 1, not {config.epoch_size}")
+    return config.epoch_size or len(train_set)
+
+
+def start_epoch(run: Run, train_set: TrainingSet) -> torch.Tensor:
+    """Training mode (BatchNorm frozen if asked) and this epoch's order of the images: a
+    shuffle of all of them, or the mixed-source draw of epoch ``run.epoch + 1``, which depends
+    only on the seed and the epoch (so a resumed or distributed run draws the same)."""
     run.model.train()
     if run.config.freeze_bn:
         freeze_batchnorm(run.model)
-    return torch.randperm(n, generator=run.gen)
+    shares = run.config.source_shares
+    if shares is None:
+        return torch.randperm(len(train_set), generator=run.gen)
+    groups = train_set.source_indices()
+    plan = epoch_indices({name: len(idx) for name, idx in groups.items()}, shares,
+                         samples_per_epoch(train_set, run.config), run.config.seed, run.epoch + 1)
+    return torch.from_numpy(np.concatenate(list(groups.values()))[plan])
 
 
 def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[float, float]:
@@ -274,6 +292,7 @@ def result_metadata(run: Run, train_set: TrainingSet, val_set: TrainingSet | Non
             "config": {**asdict(config), "work_size": list(run.work_hw)},
             "train_images": list(train_set.stems),
             "val_images": list(val_set.stems) if run.has_val and val_set is not None else [],
+            "sources": {name: len(idx) for name, idx in train_set.source_indices().items()} if train_set.sources else {},
             "epochs_run": len(run.history),
             "best_epoch": run.best_epoch,
             "stopped_by": run.stopped_by,
