@@ -49,8 +49,16 @@ def _add_predict(sub) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model from scratch or fine-tune one",
                        description="Train on images/masks pairs (same stems) and write one model file.")
-    p.add_argument("--images", required=True, type=Path,
+    p.add_argument("--images", type=Path,
                    help="folder of images, or the original PH2 tree (IMDxxx/IMDxxx_Dermoscopic_Image/...)")
+    p.add_argument("--recipe", choices=("default",), default=None,
+                   help="'default': the default model's data (PH2 + ISIC 2017 under --data, fixed splits, "
+                   "mixed-source epochs) instead of --images/--masks")
+    p.add_argument("--data", type=Path, default=None, help="with --recipe: the folder holding ph2/ and isic2017/")
+    p.add_argument("--ph2-share", type=float, default=0.2,
+                   help="with --recipe: PH2's share of each epoch's samples (7%% of the images)")
+    p.add_argument("--epoch-size", type=int, default=None,
+                   help="with --recipe: samples per epoch (default: the number of training images)")
     p.add_argument("--masks", type=Path, help="folder of masks with the images' names (omit for a PH2 tree)")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--init", default="default", help="'default', a model file, or 'none' (from scratch)")
@@ -78,6 +86,13 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--hairs", type=int, default=0, help="hair-like strokes drawn per training image")
+    p.add_argument("--clicks", action="store_true",
+                   help="train a click model (simulated clicks; from scratch). Fine-tuning a click model always does")
+    p.add_argument("--click-radius", type=float, default=5.0, help="with --clicks: disk radius in working pixels")
+    p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
+                   help="write the run's state to OUT.resume every N epochs (removed when the model is written)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run stopped at its last checkpoint (OUT.resume); same command otherwise")
 
 
 def _add_evaluate(sub) -> None:
@@ -97,6 +112,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--no-cleanup", action="store_true")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--clicks", type=int, default=None, metavar="N",
+                   help="click protocol: a simulated annotator corrects each automatic mask with up to N clicks "
+                   "(NoC@85, NoC@90, failure rate, IoU after 1/3/5 clicks, ms per click, by lesion size); "
+                   "needs --images, --model defaults to 'default'")
+    p.add_argument("--brush", action="store_true",
+                   help="with --clicks: also the painting baseline (a disk of radius diag/64 per click), side by side")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"nevseg: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nevseg: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"nevseg: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130

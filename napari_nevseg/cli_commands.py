@@ -7,6 +7,8 @@ import json
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from napari_nevseg.core.errors import ModelFileError, NevsegError, NoPairsError
 
@@ -156,20 +158,92 @@ def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
     return train, val, test
 
 
+def _report_progress(gen, checkpoint_path):
+    """Print one line per epoch; on Ctrl+C, say how to continue from the last checkpoint."""
+    try:
+        while True:
+            progress = next(gen)
+            if progress.epoch_loss is not None:
+                val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
+                print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
+                      f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
+    except StopIteration as stop:
+        return stop.value
+    except KeyboardInterrupt:
+        if checkpoint_path.exists():
+            raise KeyboardInterrupt(f"the run's last checkpoint is {checkpoint_path}: "
+                                    "run the same command with --resume to continue it") from None
+        raise
+
+
+def _click_training(args: argparse.Namespace, init):
+    """``--clicks``: simulate clicks from scratch (a click model's fine-tune does anyway)."""
+    if not args.clicks:
+        return None
+    from napari_nevseg.core.clicks import ClickSettings
+    from napari_nevseg.core.training import ClickTraining
+
+    if init is not None and ClickSettings.from_meta(init[1]) is None:
+        raise NevsegError("--clicks trains a click model from scratch: add --init none "
+                          f"(the starting model {args.init} takes no clicks)")
+    return ClickTraining(radius=args.click_radius)
+
+
+@dataclass(frozen=True)
+class _TrainingData:
+    train: Any
+    val: Any
+    test: list[str]
+    shares: dict[str, float] | None = None
+
+
+def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
+    """The pairs ``nevseg train`` learns from: --images/--masks split by fractions, or the
+    default recipe's sources with their fixed splits (:mod:`napari_nevseg.core.sources`)."""
+    from napari_nevseg.core.data import find_pairs, find_ph2_pairs
+    from napari_nevseg.core.training import TrainingSet, load_training_set
+
+    if args.recipe is None:
+        if args.images is None:
+            raise NevsegError("give --images (and --masks), or --recipe default --data DIR")
+        pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
+        train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
+        by_stem = {p.stem: p for p in pairs}
+        print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
+              f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
+        train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
+        val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
+        return _TrainingData(train_set, val_set, test_stems)
+    from napari_nevseg.core.sources import default_sources
+
+    if args.data is None or args.images is not None:
+        raise NevsegError("--recipe default reads its images from --data DIR (holding ph2/ and isic2017/), not --images")
+    if not 0.0 <= args.ph2_share < 1.0:
+        raise NevsegError(f"--ph2-share must be in [0, 1), not {args.ph2_share}")
+    splits = default_sources(args.data)
+    for name, split in splits.items():
+        print(f"{name}: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test (never trained on)")
+
+    def load(role: str):
+        return TrainingSet.concat({n: load_training_set(getattr(s, role), work_hw) for n, s in splits.items()})
+
+    shares = {"ph2": args.ph2_share, "isic2017": 1.0 - args.ph2_share}
+    return _TrainingData(load("train"), load("val"), [s for split in splits.values() for s in split.stems("test")], shares)
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from napari_nevseg.core.augment import AugmentConfig
     from napari_nevseg.core.checkpoint import load_model, save_model
-    from napari_nevseg.core.data import find_pairs, find_ph2_pairs
     from napari_nevseg.core.session import resolve_model_path
-    from napari_nevseg.core.training import TrainConfig, load_training_set, train
+    from napari_nevseg.core.training import Checkpointing, TrainConfig, train
+    from napari_nevseg.core.training.resume import checkpoint_path_for
 
-    pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
-    train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
     init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
     work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)
     fine_tune = init is not None
+    data = _training_data(args, work_hw)
     config = TrainConfig(
         arch=args.arch,
         arch_params=_arch_params(args),
@@ -184,31 +258,29 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         augment=AugmentConfig(hairs=args.hairs),
+        clicks=_click_training(args, init),
+        source_shares=data.shares,
+        epoch_size=args.epoch_size if data.shares else None,
     )
-    by_stem = {p.stem: p for p in pairs}
-    print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
-          f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
-    train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
-    val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
-    gen = train(train_set, val_set, config, init)
-    try:
-        while True:
-            progress = next(gen)
-            if progress.epoch_loss is not None:
-                val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
-                print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
-                      f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
-    except StopIteration as stop:
-        result = stop.value
+    train_set, val_set, test_stems = data.train, data.val, data.test
+    checkpoint = Checkpointing(checkpoint_path_for(args.out), args.checkpoint_every, args.resume)
+    if args.resume:
+        print(f"resuming from {checkpoint.path}")
+    elif checkpoint.path.exists():
+        print(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
+              file=sys.stderr)
+    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path)
     meta = result.metadata
     meta["training"].update({
-        "images_dir": str(args.images), "masks_dir": str(args.masks),
+        "images_dir": str(args.images if args.recipe is None else args.data),
+        "masks_dir": str(args.masks), "recipe": args.recipe,
         "test_images": test_stems, "strata": str(args.strata) if args.strata else None,
         "torch_version": torch.__version__,
         "command": "nevseg " + " ".join(sys.argv[2:]) if sys.argv and sys.argv[0].endswith("nevseg") else None,
     })
     meta.setdefault("version", args.out.stem)
     save_model(args.out, result.model, meta)
+    checkpoint.path.unlink(missing_ok=True)
     print(f"wrote {args.out}: best epoch {result.best_epoch}, validation Dice "
           f"{result.val_dice_before if result.val_dice_before is not None else float('nan'):.4f} -> "
           f"{result.val_dice_best if result.val_dice_best is not None else float('nan'):.4f} "
@@ -234,6 +306,12 @@ def _print_scores(per_image, groups, as_json: bool) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.clicks is not None:
+        from napari_nevseg.cli_clicks import run_click_evaluate
+
+        return run_click_evaluate(args)
+    if args.brush:
+        raise NevsegError("--brush is the baseline of the click protocol: give --clicks N too")
     from napari_nevseg.core.data import find_pairs, read_strata
     from napari_nevseg.core.image_io import read_image, read_mask
     from napari_nevseg.core.metrics import score

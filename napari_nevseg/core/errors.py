@@ -25,5 +25,9 @@ class WriteError(NevsegError):
     """A result could not be written (read-only folder, full disk, ...)."""
 
 
+class ResumeError(NevsegError):
+    """A training checkpoint cannot be resumed (missing, damaged, or made by another run)."""
+
+
 class ProjectInUseError(NevsegError):
     """Another process (another napari window) has the project open."""
