@@ -71,12 +71,12 @@ def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
     return train, val, test
 
 
-def _report_progress(gen, checkpoint_path):
+def _report_progress(gen, checkpoint_path, quiet: bool = False):
     """Print one line per epoch; on Ctrl+C, say how to continue from the last checkpoint."""
     try:
         while True:
             progress = next(gen)
-            if progress.epoch_loss is not None:
+            if progress.epoch_loss is not None and not quiet:
                 val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
                 print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
                       f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
@@ -103,6 +103,15 @@ def _click_training(args: argparse.Namespace, init):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train and write one model file; under torchrun, every process trains its share of the
+    same run and rank 0 alone prints and writes (``core/training/distributed.py``)."""
+    from napari_nevseg.core.training.distributed import process_group
+
+    with process_group(args.device) as ranks:
+        return _train(args, ranks)
+
+
+def _train(args: argparse.Namespace, ranks) -> int:
     import torch
 
     from napari_nevseg.core.augment import AugmentConfig
@@ -134,17 +143,20 @@ def run_train(args: argparse.Namespace) -> int:
         clicks=_click_training(args, init),
     )
     by_stem = {p.stem: p for p in pairs}
-    print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
-          f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
+    say = print if ranks.lead else _silent
+    say(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
+        f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
     train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
     val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
     checkpoint = Checkpointing(checkpoint_path_for(args.out), args.checkpoint_every, args.resume)
     if args.resume:
-        print(f"resuming from {checkpoint.path}")
+        say(f"resuming from {checkpoint.path}")
     elif checkpoint.path.exists():
-        print(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
-              file=sys.stderr)
-    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path)
+        say(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
+            file=sys.stderr)
+    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path, not ranks.lead)
+    if not ranks.lead:
+        return 0
     meta = result.metadata
     meta["training"].update({
         "images_dir": str(args.images), "masks_dir": str(args.masks),
@@ -160,6 +172,10 @@ def run_train(args: argparse.Namespace) -> int:
           f"{result.val_dice_best if result.val_dice_best is not None else float('nan'):.4f} "
           f"({result.stopped_by}, {result.seconds:.0f} s)")
     return 0
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """``print`` for the ranks that do not speak."""
 
 
 def _print_scores(per_image, groups, as_json: bool) -> None:
