@@ -7,7 +7,8 @@ MODEs, run in turn in one launch (a launch costs seconds of imports): ``equivale
 another launch); ``agree`` (rank 1 would stop early and at once on a time limit; rank 0
 decides). Or ``cli ARGS...``: the ``nevseg`` command line, run as ``python -m napari_nevseg``.
 Every rank writes ``OUT/rank-R.json`` (what it saw, by mode) and logs each file it renames into
-place, i.e. each atomic write, to ``OUT/writes-R-MODE.txt`` (MODE: the launch's first); rank 0 writes the weights it ended with.
+place, i.e. each atomic write, to ``OUT/writes-R-MODE.txt`` (MODE: the launch's first); rank 0
+writes the weights it ended with.
 """
 
 from __future__ import annotations
