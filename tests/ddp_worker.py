@@ -24,7 +24,14 @@ import torch
 from safetensors.torch import save_file
 
 from napari_nevseg.core.augment import AugmentConfig
-from napari_nevseg.core.training import Checkpointing, TrainConfig, make_training_set, steps, train
+from napari_nevseg.core.training import (
+    Checkpointing,
+    ClickTraining,
+    TrainConfig,
+    make_training_set,
+    steps,
+    train,
+)
 from napari_nevseg.core.training.distributed import Ranks, process_group
 from napari_nevseg.core.training.scoring import evaluate_dice
 from tests.synthetic import blob_picture
@@ -106,7 +113,9 @@ def _equivalence(out: Path, ranks: Ranks) -> dict:
 
 
 def _resume_config() -> TrainConfig:
-    return config(epochs=5, ema_decay=0.5, patience=4, augment=AugmentConfig(), batch_size=4)
+    """With augmentation and simulated clicks: every rank draws from its own generator."""
+    return config(epochs=5, ema_decay=0.5, patience=4, augment=AugmentConfig(), batch_size=4,
+                  clicks=ClickTraining(max_iterations=1))
 
 
 def _first(out: Path, ranks: Ranks) -> dict:
