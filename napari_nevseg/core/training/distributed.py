@@ -103,10 +103,10 @@ class Ranks:
         return DistributedDataParallel(model, device_ids=ids)
 
     def same_order(self, order: torch.Tensor) -> torch.Tensor:
-        """Rank 0's epoch order on every rank."""
+        """Rank 0's epoch order (indices, a tensor or an array) on every rank."""
         if not self.distributed:
             return order
-        shared = order.to(self.comm_device, torch.int64)
+        shared = torch.as_tensor(order).to(self.comm_device, torch.int64)
         dist.broadcast(shared, 0)
         return shared.cpu()
 
