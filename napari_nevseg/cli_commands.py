@@ -158,12 +158,12 @@ def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
     return train, val, test
 
 
-def _report_progress(gen, checkpoint_path):
+def _report_progress(gen, checkpoint_path, quiet: bool = False):
     """Print one line per epoch; on Ctrl+C, say how to continue from the last checkpoint."""
     try:
         while True:
             progress = next(gen)
-            if progress.epoch_loss is not None:
+            if progress.epoch_loss is not None and not quiet:
                 val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
                 print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
                       f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
@@ -197,7 +197,7 @@ class _TrainingData:
     shares: dict[str, float] | None = None
 
 
-def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
+def _training_data(args: argparse.Namespace, work_hw, say=print) -> _TrainingData:
     """The pairs ``nevseg train`` learns from: --images/--masks split by fractions, or the
     default recipe's sources with their fixed splits (:mod:`napari_nevseg.core.sources`)."""
     from napari_nevseg.core.data import find_pairs, find_ph2_pairs
@@ -209,8 +209,8 @@ def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
         pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
         train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
         by_stem = {p.stem: p for p in pairs}
-        print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
-              f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
+        say(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
+            f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
         train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
         val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
         return _TrainingData(train_set, val_set, test_stems)
@@ -222,7 +222,7 @@ def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
         raise NevsegError(f"--ph2-share must be in [0, 1), not {args.ph2_share}")
     splits = default_sources(args.data)
     for name, split in splits.items():
-        print(f"{name}: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test (never trained on)")
+        say(f"{name}: {len(split.train)} train, {len(split.val)} validation, {len(split.test)} test (never trained on)")
 
     def load(role: str):
         return TrainingSet.concat({n: load_training_set(getattr(s, role), work_hw) for n, s in splits.items()})
@@ -232,6 +232,15 @@ def _training_data(args: argparse.Namespace, work_hw) -> _TrainingData:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train and write one model file; under torchrun, every process trains its share of the
+    same run and rank 0 alone prints and writes (``core/training/distributed.py``)."""
+    from napari_nevseg.core.training.distributed import process_group
+
+    with process_group(args.device) as ranks:
+        return _train(args, ranks)
+
+
+def _train(args: argparse.Namespace, ranks) -> int:
     import torch
 
     from napari_nevseg.core.augment import AugmentConfig
@@ -243,7 +252,8 @@ def run_train(args: argparse.Namespace) -> int:
     init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
     work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)
     fine_tune = init is not None
-    data = _training_data(args, work_hw)
+    say = print if ranks.lead else _silent
+    data = _training_data(args, work_hw, say)
     config = TrainConfig(
         arch=args.arch,
         arch_params=_arch_params(args),
@@ -265,11 +275,13 @@ def run_train(args: argparse.Namespace) -> int:
     train_set, val_set, test_stems = data.train, data.val, data.test
     checkpoint = Checkpointing(checkpoint_path_for(args.out), args.checkpoint_every, args.resume)
     if args.resume:
-        print(f"resuming from {checkpoint.path}")
+        say(f"resuming from {checkpoint.path}")
     elif checkpoint.path.exists():
-        print(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
-              file=sys.stderr)
-    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path)
+        say(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
+            file=sys.stderr)
+    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path, not ranks.lead)
+    if not ranks.lead:
+        return 0
     meta = result.metadata
     meta["training"].update({
         "images_dir": str(args.images if args.recipe is None else args.data),
@@ -286,6 +298,10 @@ def run_train(args: argparse.Namespace) -> int:
           f"{result.val_dice_best if result.val_dice_best is not None else float('nan'):.4f} "
           f"({result.stopped_by}, {result.seconds:.0f} s)")
     return 0
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """``print`` for the ranks that do not speak."""
 
 
 def _print_scores(per_image, groups, as_json: bool) -> None:

@@ -176,6 +176,7 @@ def test_without_validation(data):
     assert all(p.val_dice is None and p.best_val_dice is None for p in steps)
     assert result.metadata["training"]["val_images"] == []
     assert result.metadata["metrics"]["val_dice"] is None
+    assert result.metadata["training"]["world_size"] == 1  # one process (torchrun: tests/test_ddp.py)
     assert result.best_epoch == 1
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from napari_nevseg.core.device import select_device
 from napari_nevseg.core.training import resume, steps
+from napari_nevseg.core.training.distributed import Ranks
 from napari_nevseg.core.training.guidance import ClickTraining
 from napari_nevseg.core.training.records import (
     TrainConfig,
@@ -71,9 +72,14 @@ def train(
     With ``checkpoint``, the run's whole state is written to ``checkpoint.path`` every
     ``checkpoint.every`` epochs; with ``checkpoint.resume`` the run continues from that file and
     ends with the weights an uninterrupted run would have (same settings, data and thread count).
+
+    Inside a torchrun process group (``distributed.process_group``), every process runs this
+    with the same arguments and they train one model together (``distributed.py``); only rank 0
+    writes the checkpoint.
     """
     work_hw = steps.check_inputs(train_set, config, init)
-    device = select_device(config.device)
+    ranks = Ranks.current()
+    device = ranks.device(select_device(config.device))
     has_val = val_set is not None and len(val_set) > 0
     previous_threads = torch.get_num_threads()
     if config.threads:
@@ -81,14 +87,14 @@ def train(
     run: Run | None = None
     try:
         run = steps.prepare(train_set, config, init, work_hw, device, has_val)
+        _join(run, ranks)
         saver = _checkpointer(run, checkpoint, train_set, val_set, init)
         if checkpoint is not None and checkpoint.resume:
             resume.restore_run(checkpoint.path, run, saver.identity)
-            if steps.should_stop_early(run):
+            if ranks.lead_decides(steps.should_stop_early(run)):
                 run.stopped_by = "early stopping"
-        elif has_val:
-            run.before = evaluate_dice(run.model, val_set, run.mean, run.std, device,
-                                       guidance_channels=run.guidance_channels)
+        elif has_val and val_set is not None:
+            run.before = steps.validation_dice(run, run.model, val_set)
             run.best_dice = run.before
         while run.epoch < config.epochs and run.stopped_by == "epochs":
             yield from _epoch(run, train_set, val_set, saver)
@@ -101,16 +107,27 @@ def train(
         steps.release(run, device, previous_threads)
 
 
+def _join(run: Run, ranks: Ranks) -> None:
+    """Make ``run`` one rank's part of a distributed run (nothing to do in a single process)."""
+    run.ranks = ranks
+    if ranks.distributed:
+        run.gen.manual_seed(ranks.seed(run.config.seed))
+        run.net = ranks.wrap(run.model)
+
+
 @dataclass(frozen=True)
 class _Saver:
-    """Writes the checkpoint at the end of every ``every``-th epoch but the last."""
+    """Writes the checkpoint at the end of every ``every``-th epoch but the last (rank 0 writes
+    it, with every rank's generator state)."""
 
     checkpoint: Checkpointing | None
     identity: dict[str, Any]
 
     def after_epoch(self, run: Run) -> None:
         if self.checkpoint is not None and run.epoch % self.checkpoint.every == 0 and run.epoch < run.config.epochs:
-            resume.save_run(self.checkpoint.path, run, self.identity)
+            generators = run.ranks.gather(run.gen.get_state())
+            if run.ranks.lead:
+                resume.save_run(self.checkpoint.path, run, self.identity, generators)
 
 
 def _checkpointer(run: Run, checkpoint, train_set: TrainingSet, val_set: TrainingSet | None, init) -> _Saver:
@@ -124,7 +141,7 @@ def _epoch(run: Run, train_set: TrainingSet, val_set: TrainingSet | None, saver:
            ) -> Generator[TrainProgress, None, None]:
     """One epoch of steps; sets ``run.stopped_by`` when the time limit or early stopping ends the run."""
     epoch = run.epoch + 1
-    order = steps.start_epoch(run, train_set)
+    order = run.ranks.same_order(steps.start_epoch(run, train_set))
     losses: list[float] = []
     for b in range(run.steps_per_epoch):
         lr, loss = steps.train_step(run, train_set, order[b * run.batch : (b + 1) * run.batch])
@@ -135,8 +152,8 @@ def _epoch(run: Run, train_set: TrainingSet, val_set: TrainingSet | None, saver:
             steps.end_epoch(run, epoch, losses, val)
             saver.after_epoch(run)
         yield steps.progress(run, epoch, lr, losses, val, last)
-        if run.deadline and time.perf_counter() > run.deadline:
+        if run.ranks.lead_decides(bool(run.deadline) and time.perf_counter() > run.deadline):
             run.stopped_by = "time limit"
             return
-    if steps.should_stop_early(run):
+    if run.ranks.lead_decides(steps.should_stop_early(run)):
         run.stopped_by = "early stopping"

@@ -6,8 +6,9 @@ moments, moving average, best weights, random-number states) as tensors, and the
 is named by a ``{"__tensor__": key}`` placeholder. Nothing is unpickled when it is read.
 
 Randomness: a run draws only from its own ``torch.Generator`` and from torch's global generator
-(weight initialisation); both states are saved. Neither numpy's nor Python's generator is used
-while training, so they are not.
+(weight initialisation); both states are saved, the generator's of every rank of a distributed
+run (rank 0 writes the file; every rank reads it back and takes its own). Neither numpy's nor
+Python's generator is used while training, so they are not.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def checkpoint_path_for(out: str | os.PathLike[str]) -> Path:
 
 
 def current_world_size() -> int:
-    """The number of training processes (1 until distributed training joins; a checkpoint
+    """The number of training processes (torchrun's process group, else 1; a checkpoint
     records it and refuses to resume with another number, since the data each process sees and
     the random-number streams would differ)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -103,8 +104,9 @@ def run_identity(run: Run, stems: tuple[list[str], list[str]], init_state: dict 
     }
 
 
-def save_run(path: Path, run: Run, identity: dict[str, Any]) -> Path:
-    """Write the run's state to ``path`` atomically."""
+def save_run(path: Path, run: Run, identity: dict[str, Any], generators: list[torch.Tensor] | None = None) -> Path:
+    """Write the run's state to ``path`` atomically; ``generators``: every rank's generator
+    state, in rank order (default: this process's only)."""
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
@@ -115,6 +117,7 @@ def save_run(path: Path, run: Run, identity: dict[str, Any]) -> Path:
         "averaged": run.averaged.state_dict() if run.averaged is not None else None,
         "best_state": run.best_state,
         "generator": run.gen.get_state(),
+        "rank_generators": generators if generators is not None else [run.gen.get_state()],
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
     }
@@ -176,7 +179,7 @@ def restore_run(path: Path, run: Run, identity: dict[str, Any]) -> None:
     if run.averaged is not None and state["averaged"] is not None:
         run.averaged.load_state_dict(state["averaged"])
     run.best_state = state["best_state"]
-    run.gen.set_state(state["generator"])
+    run.gen.set_state((state.get("rank_generators") or [state["generator"]])[run.ranks.rank])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None and run.device.type == "cuda":
         torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -10,7 +10,7 @@ from torch import nn
 
 from napari_nevseg.core.training.records import TrainingSet
 
-__all__ = ["evaluate_dice", "channel_stats", "stats_tensors", "normalise"]
+__all__ = ["evaluate_dice", "dice_scores", "channel_stats", "stats_tensors", "normalise"]
 
 
 def normalise(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -30,15 +30,23 @@ def channel_stats(data: TrainingSet) -> tuple[list[float], list[float]]:
     return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
 
 
-@torch.inference_mode()
 def evaluate_dice(
     model: nn.Module, data: TrainingSet, mean, std, device: torch.device, batch_size: int = 8, guidance_channels: int = 0
 ) -> float:
     """Mean per-image Dice at working size, threshold 0.5 (the validation score); a click model
     (``guidance_channels`` 3) is scored in its automatic mode, every guidance channel empty."""
+    scores = dice_scores(model, data, mean, std, device, batch_size, guidance_channels)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+@torch.inference_mode()
+def dice_scores(
+    model: nn.Module, data: TrainingSet, mean, std, device: torch.device, batch_size: int = 8, guidance_channels: int = 0
+) -> list[float]:
+    """Dice of every image of ``data`` (see :func:`evaluate_dice`), in order."""
     was_training = model.training
     model.eval()
-    scores = []
+    scores: list[float] = []
     m, s = stats_tensors(mean, std, device)
     for start in range(0, len(data), batch_size):
         x = normalise(data.images[start : start + batch_size].to(device), m, s)
@@ -50,4 +58,4 @@ def evaluate_dice(
         total = (pred.flatten(1).sum(1) + ref.flatten(1).sum(1)).float()
         scores += torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)).tolist()
     model.train(was_training)
-    return float(np.mean(scores)) if scores else float("nan")
+    return scores

@@ -21,12 +21,13 @@ from napari_nevseg.core.inference import UPRIGHT_TTA
 from napari_nevseg.core.losses import bce_dice_loss
 from napari_nevseg.core.model import build_model, count_parameters, freeze_batchnorm
 from napari_nevseg.core.sources import epoch_indices
+from napari_nevseg.core.training.distributed import Ranks
 from napari_nevseg.core.training.guidance import ClickTraining, focus_on_objects, simulate_guidance
 from napari_nevseg.core.training.records import TrainConfig, TrainingSet, TrainProgress
-from napari_nevseg.core.training.scoring import channel_stats, evaluate_dice, stats_tensors
+from napari_nevseg.core.training.scoring import channel_stats, dice_scores, stats_tensors
 
 __all__ = [
-    "Run", "check_inputs", "prepare", "train_step", "validate", "end_epoch", "should_stop_early",
+    "Run", "check_inputs", "prepare", "train_step", "validate", "validation_dice", "end_epoch", "should_stop_early",
     "final_weights", "result_metadata", "release", "lr_at", "inherited_tta", "warm_up", "click_training",
 ]
 
@@ -66,6 +67,10 @@ class Run:
     epochs_without_gain: int = 0
     stopped_by: str = "epochs"
     clicks: ClickTraining | None = None
+    #: this process among the training processes, and the module steps go through (DDP around
+    #: ``model`` when distributed; ``model`` itself otherwise): see ``distributed.py``
+    ranks: Ranks = field(default_factory=Ranks)
+    net: nn.Module | None = None
 
     @property
     def guidance_channels(self) -> int:
@@ -185,8 +190,10 @@ def start_epoch(run: Run, train_set: TrainingSet) -> torch.Tensor:
 
 
 def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[float, float]:
-    """One optimizer step on the images ``idx`` (augmented); returns ``(lr, loss)``."""
+    """One optimizer step on the images ``idx`` (augmented; this rank's share of them when
+    distributed); returns ``(lr, loss)``, the loss of the whole of ``idx``."""
     device, m_s = run.device, run.stats()
+    idx, weight = run.ranks.share(idx)
     images = train_set.images[idx].to(device, non_blocking=True).float() / 255.0
     masks = train_set.masks[idx].to(device, non_blocking=True)
     images, masks = augment_batch(images, masks, run.config.augment, run.gen)
@@ -203,25 +210,34 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast(device.type, dtype=run.amp_dtype, enabled=device.type == "cuda"):
-        logits = run.model(x)
+        logits = (run.net or run.model)(x)
     loss = bce_dice_loss(logits, masks)
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
+    run.scaler.scale(loss if weight == 1.0 else loss * weight).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
     if run.averaged is not None:
         run.averaged.update_parameters(run.model)
     run.step += 1
-    return lr, loss.item()
+    return lr, run.ranks.batch_loss(loss.item(), weight)
 
 
 def validate(run: Run, val_set: TrainingSet, epoch: int) -> float:
     """Score the kept weights on the validation set; remember them if they are the best yet."""
-    val = evaluate_dice(run.scored, val_set, run.mean, run.std, run.device, guidance_channels=run.guidance_channels)
+    val = validation_dice(run, run.scored, val_set)
     if val > run.best_dice:
         run.best_dice, run.best_epoch = val, epoch
         run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.scored.state_dict().items()}
     return val
+
+
+def validation_dice(run: Run, model: nn.Module, val_set: TrainingSet) -> float:
+    """Mean validation Dice of ``model``; when distributed, each rank scores its own share of
+    the images and the sums are all-reduced, so every image counts exactly once."""
+    part = run.ranks.shard(len(val_set))
+    share = TrainingSet(val_set.images[part], val_set.masks[part], val_set.stems[part])
+    scores = dice_scores(model, share, run.mean, run.std, run.device, guidance_channels=run.guidance_channels)
+    return run.ranks.mean(scores)
 
 
 def end_epoch(run: Run, epoch: int, losses: list[float], val: float | None) -> None:
@@ -298,6 +314,7 @@ def result_metadata(run: Run, train_set: TrainingSet, val_set: TrainingSet | Non
             "stopped_by": run.stopped_by,
             "seconds": round(seconds, 1),
             "device": run.device.type,
+            "world_size": run.ranks.world_size,
             "history": run.history,
         },
         "metrics": {"val_dice_before": run.before, "val_dice": val_dice},
