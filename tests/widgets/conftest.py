@@ -60,9 +60,16 @@ def improving_validation(monkeypatch):
     import itertools
 
     from napari_nevseg.core import training
+    from napari_nevseg.core.training import steps
 
     calls = itertools.count()
-    monkeypatch.setattr(training, "evaluate_dice", lambda *_a, **_k: 0.5 + 0.01 * next(calls))
+
+    def rising(*_args, **_kwargs) -> float:
+        return 0.5 + 0.01 * next(calls)
+
+    # the score before training, and the score of each epoch
+    monkeypatch.setattr(training, "evaluate_dice", rising)
+    monkeypatch.setattr(steps, "validation_dice", rising)
 
 
 def wait_idle(qtbot, w, timeout: int = LONG) -> None:
