@@ -62,6 +62,10 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--hairs", type=int, default=0, help="hair-like strokes drawn per training image")
+    p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
+                   help="write the run's state to OUT.resume every N epochs (removed when the model is written)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run stopped at its last checkpoint (OUT.resume); same command otherwise")
 
 
 def _add_evaluate(sub) -> None:
@@ -119,6 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"nevseg: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nevseg: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"nevseg: interrupted{'; ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130

@@ -71,6 +71,24 @@ def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
     return train, val, test
 
 
+def _report_progress(gen, checkpoint_path):
+    """Print one line per epoch; on Ctrl+C, say how to continue from the last checkpoint."""
+    try:
+        while True:
+            progress = next(gen)
+            if progress.epoch_loss is not None:
+                val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
+                print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
+                      f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
+    except StopIteration as stop:
+        return stop.value
+    except KeyboardInterrupt:
+        if checkpoint_path.exists():
+            raise KeyboardInterrupt(f"the run's last checkpoint is {checkpoint_path}: "
+                                    "run the same command with --resume to continue it") from None
+        raise
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -78,7 +96,8 @@ def run_train(args: argparse.Namespace) -> int:
     from napari_nevseg.core.checkpoint import load_model, save_model
     from napari_nevseg.core.data import find_pairs, find_ph2_pairs
     from napari_nevseg.core.session import resolve_model_path
-    from napari_nevseg.core.training import TrainConfig, load_training_set, train
+    from napari_nevseg.core.training import Checkpointing, TrainConfig, load_training_set, train
+    from napari_nevseg.core.training.resume import checkpoint_path_for
 
     pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
     train_stems, val_stems, test_stems = _splits([p.stem for p in pairs], args)
@@ -105,16 +124,13 @@ def run_train(args: argparse.Namespace) -> int:
           f"{len(test_stems)} held out; working size {work_hw[1]}x{work_hw[0]}")
     train_set = load_training_set([by_stem[s] for s in train_stems], work_hw)
     val_set = load_training_set([by_stem[s] for s in val_stems], work_hw) if val_stems else None
-    gen = train(train_set, val_set, config, init)
-    try:
-        while True:
-            progress = next(gen)
-            if progress.epoch_loss is not None:
-                val = f"  val Dice {progress.val_dice:.4f} (best {progress.best_val_dice:.4f})" if progress.val_dice is not None else ""
-                print(f"epoch {progress.epoch}/{progress.epochs}  loss {progress.epoch_loss:.4f}{val}  "
-                      f"{progress.elapsed_s:.0f} s, about {progress.remaining_s:.0f} s left", flush=True)
-    except StopIteration as stop:
-        result = stop.value
+    checkpoint = Checkpointing(checkpoint_path_for(args.out), args.checkpoint_every, args.resume)
+    if args.resume:
+        print(f"resuming from {checkpoint.path}")
+    elif checkpoint.path.exists():
+        print(f"nevseg: starting afresh: {checkpoint.path} will be overwritten (add --resume to continue it)",
+              file=sys.stderr)
+    result = _report_progress(train(train_set, val_set, config, init, checkpoint), checkpoint.path)
     meta = result.metadata
     meta["training"].update({
         "images_dir": str(args.images), "masks_dir": str(args.masks),
@@ -124,6 +140,7 @@ def run_train(args: argparse.Namespace) -> int:
     })
     meta.setdefault("version", args.out.stem)
     save_model(args.out, result.model, meta)
+    checkpoint.path.unlink(missing_ok=True)
     print(f"wrote {args.out}: best epoch {result.best_epoch}, validation Dice "
           f"{result.val_dice_before if result.val_dice_before is not None else float('nan'):.4f} -> "
           f"{result.val_dice_best if result.val_dice_best is not None else float('nan'):.4f} "

@@ -64,14 +64,14 @@ def main() -> int:
         loop.exec()
         poll.stop()
 
-    wait(lambda: widget.state.session is not None)
+    wait(lambda: widget.controller.session is not None)
     # the one-off imports of the first training step run in a worker once the model is loaded
     # (about 0.2 s of event-loop stall, once per session); measure after them
     from napari_nevseg.widgets._workers import TRAINING_WARM
 
     wait(TRAINING_WARM.is_set)
     widget.open_project(root)
-    wait(lambda: not widget.state.is_busy())
+    wait(lambda: not widget.controller.is_busy())
     if args.threads:
         widget.finetune.threads.setValue(args.threads)
     if args.niceness is not None:
@@ -91,7 +91,7 @@ def main() -> int:
         stamps.append(now)
         last[0] = now
 
-    layer = widget.state.mask_layer
+    layer = widget.view.mask_layer
     h, w = layer.data.shape
     step = [0]
 
@@ -129,7 +129,7 @@ def main() -> int:
 
     widget.finetune.start()
     started = time.perf_counter()
-    wait(lambda: not widget.state.is_busy("train"), timeout=900)
+    wait(lambda: not widget.controller.is_busy("train"), timeout=900)
     seconds = time.perf_counter() - started
     probe_timer.stop()
     action_timer.stop()

@@ -43,13 +43,13 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.02)
 
-    wait(lambda: widget.state.session is not None)
+    wait(lambda: widget.controller.session is not None)
     widget.open_project(root)
-    wait(lambda: not widget.state.is_busy())
+    wait(lambda: not widget.controller.is_busy())
     widget.review.sort_combo.setCurrentText("uncertainty (least certain first)")
     widget.review.show_stem("IMD405")
-    widget.state.mask_layer.contour = 3
-    widget.state.mask_layer.opacity = 0.9
+    widget.view.mask_layer.contour = 3
+    widget.view.mask_layer.opacity = 0.9
     widget.measure.pixel_size.setValue(0.0105)
     viewer.reset_view()
     settle()
@@ -57,7 +57,7 @@ def main() -> None:
 
     for stem in ("IMD003", "IMD008", "IMD405"):
         widget.review.show_stem(stem)
-        apply_mask_undoable(widget.state.mask_layer, read_mask(REPO / "sample_data" / "masks" / f"{stem}.png"))
+        apply_mask_undoable(widget.view.mask_layer, read_mask(REPO / "sample_data" / "masks" / f"{stem}.png"))
         widget.review.accept_current()
     widget.tabs.setCurrentWidget(widget.finetune)
     widget.finetune.epochs.setValue(40)
@@ -67,7 +67,7 @@ def main() -> None:
     settle()
     viewer.screenshot(str(REPO / "docs" / "finetune.png"), canvas_only=False)
     widget.finetune.cancel()
-    wait(lambda: not widget.state.is_busy())
+    wait(lambda: not widget.controller.is_busy())
     widget.teardown()
     viewer.close()
 

@@ -30,7 +30,7 @@ def main() -> int:
             time.sleep(0.001)
 
     opened = time.perf_counter()
-    wait(lambda: widget.state.session is not None)
+    wait(lambda: widget.controller.session is not None)
     ready = time.perf_counter() - opened
     viewer.open_sample("napari-nevseg", "IMD405")
     image = viewer.layers["IMD405"]
@@ -39,7 +39,7 @@ def main() -> int:
         viewer.layers.selection.active = image
         start = time.perf_counter()
         widget.predict.predict_selected()
-        wait(lambda: not widget.state.is_busy("predict"))
+        wait(lambda: not widget.controller.is_busy("predict"))
         app.processEvents()
         if i:  # the first run warms up
             times.append(time.perf_counter() - start)

@@ -9,31 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.click_model import CLICK_MODEL_FILE
+from tests.synthetic import blob_picture
+
 WORK_HW = (32, 48)
-
-
-def blob_picture(h: int, w: int, seed: int, grey: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """A skin-coloured background with one dark, soft-edged elliptical 'lesion'.
-
-    Returns ``(rgb uint8 (h, w, 3), mask bool (h, w))``. The lesion sits off-centre so a
-    rotation or a flip changes the mask.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    cy = h * rng.uniform(0.3, 0.6)
-    cx = w * rng.uniform(0.25, 0.5)
-    ry = h * rng.uniform(0.15, 0.28)
-    rx = w * rng.uniform(0.15, 0.28)
-    r = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
-    inside = np.clip((1.15 - r) / 0.3, 0.0, 1.0)  # soft edge around r == 1
-    skin = np.array(rng.uniform([170, 120, 100], [235, 190, 170]), dtype=np.float32)
-    lesion = np.array(rng.uniform([50, 25, 15], [120, 80, 60]), dtype=np.float32)
-    shade = 1.0 + 0.08 * (xx / max(w - 1, 1) - 0.5)
-    rgb = (skin * (1 - inside[..., None]) + lesion * inside[..., None]) * shade[..., None]
-    if grey:
-        rgb = np.repeat(rgb.mean(axis=-1, keepdims=True), 3, axis=-1)
-    rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-    return rgb, r < 1.0
 
 
 def model_metadata(width: int = 4, depth: int = 2, norm: str = "batch", **extra) -> dict:
@@ -117,6 +96,20 @@ def blob_session(blob_model_file):
     from napari_nevseg.core.session import ModelSession
 
     return ModelSession.load(blob_model_file, "cpu")
+
+
+@pytest.fixture(scope="session")
+def click_model_file() -> Path:
+    """The tiny click model (tests/data/click_blob.safetensors, see tests/click_model.py): a
+    ResUNet at working size 48x64 that takes clicks, trained on blob pictures."""
+    return CLICK_MODEL_FILE
+
+
+@pytest.fixture(scope="session")
+def click_session(click_model_file):
+    from napari_nevseg.core.session import ModelSession
+
+    return ModelSession.load(click_model_file, "cpu")
 
 
 @pytest.fixture(scope="session")

@@ -260,3 +260,48 @@ def test_errors_through_a_real_process(tmp_path, tiny_model_file):
     lines = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr
     assert len(lines) == 1 and lines[0].startswith("nevseg:") and "fake.png" in lines[0]
+
+
+def test_train_interrupted_then_resumed_equals_an_uninterrupted_run(pairs_dir, tmp_path, capsys, monkeypatch):
+    """Ctrl+C after epoch 2 leaves OUT.resume and a one-line hint; --resume finishes the run
+    with the weights an uninterrupted run makes, and removes the checkpoint."""
+    from napari_nevseg.core.checkpoint import load_model
+    from napari_nevseg.core.training import steps
+
+    def command(out, *extra):
+        return ["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                "--out", str(out), "--init", "none", "--arch", "unet", "--width", "4", "--depth", "2",
+                "--work-size", "48x32", "--epochs", "4", "--batch-size", "2", "--device", "cpu",
+                "--checkpoint-every", "2", *extra]
+
+    whole = tmp_path / "whole.safetensors"
+    assert main(command(whole)) == 0
+    assert not (tmp_path / "whole.safetensors.resume").exists()
+    out = tmp_path / "cut.safetensors"
+    real_step, calls = steps.train_step, []
+
+    def interrupted_step(*args):
+        calls.append(1)
+        if len(calls) == 7:  # 2 steps per epoch: during epoch 4, after the checkpoint of epoch 2
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(steps, "train_step", interrupted_step)
+    capsys.readouterr()
+    assert main(command(out)) == 130
+    line = _stderr_line(capsys)
+    assert "--resume" in line and "cut.safetensors.resume" in line
+    assert not out.exists() and (tmp_path / "cut.safetensors.resume").is_file()
+    monkeypatch.setattr(steps, "train_step", real_step)
+    assert main(command(out, "--resume")) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert not (tmp_path / "cut.safetensors.resume").exists()
+    a, b = load_model(whole)[0].state_dict(), load_model(out)[0].state_dict()
+    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) <= 1e-6
+
+
+def test_train_resume_without_checkpoint(pairs_dir, tmp_path, capsys):
+    code = main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                 "--out", str(tmp_path / "m.safetensors"), "--init", "none", "--resume"])
+    assert code == 2
+    assert "no training checkpoint" in _stderr_line(capsys)

@@ -144,3 +144,17 @@ def test_bounding_box_clean_up_equals_the_whole_image_definition(seed):
     for cleanup in (Cleanup(), Cleanup(smooth=False), Cleanup(keep_largest=False), Cleanup(fill_holes=False),
                     Cleanup.none(), Cleanup(smooth_sigma=0.03)):
         np.testing.assert_array_equal(clean_mask(mask, cleanup), _whole_image_clean(mask, cleanup), err_msg=str(cleanup))
+
+
+def test_keep_largest_also_keeps_regions_holding_a_point():
+    from napari_nevseg.core.postprocess import keep_largest_region
+
+    mask = np.zeros((20, 40), bool)
+    mask[2:12, 2:12] = True  # largest
+    mask[15:18, 20:23] = True  # small, clicked
+    mask[15:18, 30:33] = True  # small, not clicked
+    kept = keep_largest_region(mask, [(16, 21), (0, 0)])  # a point on the background keeps nothing
+    assert kept[2:12, 2:12].all() and kept[15:18, 20:23].all() and not kept[15:18, 30:33].any()
+    np.testing.assert_array_equal(keep_largest_region(mask), mask & (np.arange(40) < 15)[None, :] & (np.arange(20) < 13)[:, None])
+    cleaned = clean_mask(mask, Cleanup(smooth=False), keep_points=[(16, 21)])
+    assert cleaned[15:18, 20:23].all() and not cleaned[15:18, 30:33].any()

@@ -36,12 +36,12 @@ viewer.window.add_dock_widget(widget, name="NevSeg")
 QApplication.processEvents()
 t3 = time.perf_counter()
 deadline = t3 + 60
-while widget.state.session is None and widget.state.is_busy("load") and time.perf_counter() < deadline:
+while widget.controller.session is None and widget.controller.is_busy("load") and time.perf_counter() < deadline:
     QApplication.processEvents()
     time.sleep(0.005)
 t4 = time.perf_counter()
 print(json.dumps({"napari_import_s": t1 - t0, "viewer_s": t2 - t1, "widget_open_s": t3 - t2,
-                  "model_ready_s": (t4 - t2) if widget.state.session is not None else None}), flush=True)
+                  "model_ready_s": (t4 - t2) if widget.controller.session is not None else None}), flush=True)
 os._exit(0)
 """
 

@@ -23,3 +23,7 @@ class ModelFileError(NevsegError):
 
 class WriteError(NevsegError):
     """A result could not be written (read-only folder, full disk, ...)."""
+
+
+class ResumeError(NevsegError):
+    """A training checkpoint cannot be resumed (missing, damaged, or made by another run)."""

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.convert import to_rgb_uint8
 from napari_nevseg.core.data import resize_rgb
 from napari_nevseg.core.postprocess import Cleanup, clean_mask
@@ -54,12 +55,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 class Prediction:
     """A full-size ``mask`` (bool), optionally the full-size ``probability`` (float32 in
     [0, 1]), the working-resolution probability and the model's ``uncertainty`` (see
-    :func:`uncertainty`)."""
+    :func:`uncertainty`). After clicks or a box, ``region`` ``(row0, col0, row1, col1)`` (ends
+    excluded) is the part of the image the prediction changed: outside it the mask is the prior."""
 
     mask: np.ndarray
     probability: np.ndarray | None
     low_res_probability: np.ndarray
     uncertainty: float
+    region: tuple[int, int, int, int] | None = None
 
 
 def uncertainty(prob: np.ndarray | torch.Tensor, threshold: float = 0.5) -> float:
@@ -160,6 +163,8 @@ class Predictor:
         norm = meta["normalization"]
         self._mean = torch.tensor(norm["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(norm["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        #: how the model takes clicks (``None``: a model without clicks, 3 input channels)
+        self.clicks: ClickSettings | None = ClickSettings.from_meta(meta)
         self.threshold: float = float(meta.get("threshold", 0.5))
         self.tta: int = int(meta.get("tta", 1))
         self.precision = precision
@@ -213,6 +218,8 @@ class Predictor:
             tensor = tensor.pin_memory()
         x = tensor.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - self._mean) / self._std
+        if self.clicks is not None:  # automatic mode: every guidance channel empty
+            x = torch.cat([x, x.new_zeros(x.shape[0], len(GUIDANCE_CHANNELS), *x.shape[-2:])], dim=1)
         # the permute above leaves the pixels in channels-last order: choose the layout here
         # (an NCHW network fed channels-last strides ran 1.7x slower on this CPU)
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
@@ -240,6 +247,19 @@ class Predictor:
             total = prob if total is None else total + prob
         assert total is not None
         return (total / len(flips))[:, 0].to("cpu").contiguous()
+
+    @torch.inference_mode()
+    def guided_probability(self, rgb_work: np.ndarray, guidance: torch.Tensor | None) -> torch.Tensor:
+        """``(H_work, W_work)`` probabilities of one uint8 RGB image already at working size,
+        with guidance channels ``(1, 3, H_work, W_work)`` for a click model (no flips: a click's
+        answer must come fast)."""
+        x = torch.from_numpy(np.array(rgb_work, dtype=np.uint8, order="C")).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        x = (x - self._mean) / self._std
+        if self.clicks is not None:
+            g = guidance if guidance is not None else x.new_zeros(1, len(GUIDANCE_CHANNELS), *x.shape[-2:])
+            x = torch.cat([x, g.to(self.device, torch.float32)], dim=1)
+        x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        return torch.sigmoid(self.forward(x))[0, 0].to("cpu")
 
     def finish(
         self,

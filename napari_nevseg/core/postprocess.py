@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +26,20 @@ class Cleanup:
         return cls(keep_largest=False, fill_holes=False, smooth=False)
 
 
-def keep_largest_region(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected foreground region (an empty mask stays empty)."""
+def keep_largest_region(mask: np.ndarray, keep_points: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+    """The largest 8-connected foreground region (an empty mask stays empty), and every region
+    that holds one of ``keep_points`` (``(row, col)``: where positive clicks put a lesion)."""
     labels = label(mask, connectivity=2)
     if labels.max() <= 1:
         return labels > 0
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return labels == int(sizes.argmax())
+    kept = np.zeros(len(sizes), dtype=bool)
+    kept[int(sizes.argmax())] = True
+    for row, col in keep_points:
+        kept[labels[row, col]] = True
+    kept[0] = False
+    return kept[labels]
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -60,8 +67,11 @@ def smooth_border(mask: np.ndarray, sigma_fraction: float = 0.004) -> np.ndarray
     return blurred > 0.5
 
 
-def clean_mask(mask: np.ndarray, cleanup: Cleanup = Cleanup()) -> np.ndarray:
+def clean_mask(
+    mask: np.ndarray, cleanup: Cleanup = Cleanup(), keep_points: Sequence[tuple[int, int]] = ()
+) -> np.ndarray:
     """Run the enabled steps in the order smooth, keep largest, fill holes; returns bool.
+    Keep-largest also keeps every region holding one of ``keep_points`` (``(row, col)``).
 
     The work is done on the foreground's bounding box only, with the same result as on the
     whole image: the box is widened by the blur's radius plus one pixel, so every pixel the
@@ -87,7 +97,8 @@ def clean_mask(mask: np.ndarray, cleanup: Cleanup = Cleanup()) -> np.ndarray:
         # the blur's sigma is a fraction of the *image's* diagonal, not the box's
         crop = smooth_border(crop, sigma / float(np.hypot(*crop.shape)))
     if cleanup.keep_largest:
-        crop = keep_largest_region(crop)
+        inside = [(r - y0, c - x0) for r, c in keep_points if y0 <= r < y1 and x0 <= c < x1]
+        crop = keep_largest_region(crop, inside)
     if cleanup.fill_holes:
         crop = fill_holes(crop)
     result = np.zeros_like(out)

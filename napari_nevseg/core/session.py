@@ -1,15 +1,16 @@
 """The one object that owns the loaded model, its device and its version.
 
-Widgets share a ModelSession (the dock widgets get it from the viewer-scoped registry in
-``widgets/_shared.py``); nothing here is a global. Prediction is serialised with a lock so two
-workers never run the same model at once.
+The widgets' controller holds one ModelSession; nothing here is a global. Prediction is
+serialised with a lock so two workers never run the same model at once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_nevseg.core.checkpoint import load_model
+from napari_nevseg.core.checkpoint import load_model, weights_digest
 from napari_nevseg.core.device import select_device
 from napari_nevseg.core.inference import Prediction, Predictor
+from napari_nevseg.core.interactive import predict_guided
 from napari_nevseg.core.postprocess import Cleanup
 
 __all__ = ["ModelSession", "default_model_path", "resolve_model_path"]
@@ -36,14 +38,45 @@ def resolve_model_path(spec: str | os.PathLike[str]) -> Path:
     return default_model_path() if str(spec) == "default" else Path(spec)
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ModelSession:
     """A loaded model on a device, with its metadata and version name."""
 
-    def __init__(self, model: nn.Module, meta: dict[str, Any], device: torch.device, version: str) -> None:
+    def __init__(
+        self, model: nn.Module, meta: dict[str, Any], device: torch.device, version: str,
+        content_hash: str | None = None,
+    ) -> None:
         self.meta = meta
         self.version = version
         self.predictor = Predictor(model, meta, device)
         self.lock = threading.Lock()
+        self._content_hash = content_hash
+
+    @property
+    def supports_clicks(self) -> bool:
+        """Whether the model takes clicks (RGB plus guidance channels); older models do not."""
+        return self.predictor.clicks is not None
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 naming the model by its content: of the file's bytes when loaded from a file,
+        else of the weights and the metadata (minus its creation date), so a project can record
+        which model made a mask even after "default" comes to mean another one."""
+        if self._content_hash is None:
+            with self.lock:
+                state = self.predictor.model.state_dict()
+                meta = {k: v for k, v in self.meta.items() if k not in ("created", "weights_sha256")}
+                digest = hashlib.sha256(weights_digest(state).encode())
+                digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
+                self._content_hash = digest.hexdigest()
+        return self._content_hash
 
     @classmethod
     def load(cls, spec: str | os.PathLike[str] = "default", device: str = "auto", version: str | None = None) -> ModelSession:
@@ -52,7 +85,7 @@ class ModelSession:
         path = resolve_model_path(spec)
         model, meta = load_model(path, dev)
         name = version or ("default" if str(spec) == "default" else meta.get("version") or path.stem)
-        return cls(model, meta, dev, name)
+        return cls(model, meta, dev, name, content_hash=_file_sha256(path))
 
     @property
     def model(self) -> nn.Module:
@@ -69,10 +102,26 @@ class ModelSession:
         cleanup: Cleanup = Cleanup(),
         return_probability: bool = False,
         on_fallback: Callable[[str], None] | None = None,
+        *,
+        clicks: Sequence[tuple[float, float, bool]] | None = None,
+        box: tuple[float, float, float, float] | None = None,
+        prior: np.ndarray | None = None,
     ) -> Prediction:
-        """Thread-safe :meth:`Predictor.predict`."""
+        """The full-size mask of ``image``, automatic or guided (thread-safe).
+
+        ``clicks``: ``[(row, col, positive), ...]`` in full-image pixels (floats are rounded to
+        the nearest pixel; a click outside the image raises ValueError); ``box``:
+        ``(row0, col0, row1, col1)``; ``prior``: the mask the user sees (bool or 0/1, the image's
+        height and width; ``None``: the automatic mask). No clicks and no box give the
+        automatic prediction, or ``prior`` unchanged. Otherwise the network is re-run in a window
+        around the clicked object (:mod:`~napari_nevseg.core.interactive`); outside
+        ``Prediction.region`` the mask equals the prior. Clicks need :attr:`supports_clicks`.
+        """
         with self.lock:
-            return self.predictor.predict(image, threshold, cleanup, return_probability, on_fallback)
+            if clicks is None and box is None and prior is None:
+                return self.predictor.predict(image, threshold, cleanup, return_probability, on_fallback)
+            return predict_guided(self.predictor, image, clicks, box, prior, threshold, cleanup,
+                                  return_probability, on_fallback)
 
     def cpu_copy(self) -> tuple[nn.Module, dict[str, Any]]:
         """A CPU copy of the model and its metadata, the starting point of a fine-tune."""

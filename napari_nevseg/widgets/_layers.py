@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels
 
-MASK_COLOR = {0: "transparent", 1: "#00ff66", None: "transparent"}
+#: every non-zero label is lesion (napari's M starts label 2): all are drawn as label 1, so what
+#: is saved is what is seen
+MASK_COLOR = {0: "transparent", 1: "#00ff66", None: "#00ff66"}
 
 
 def image_rgb(layer: Image) -> np.ndarray:

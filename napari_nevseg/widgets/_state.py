@@ -1,7 +1,7 @@
-"""State shared by the panels of one NevSeg dock widget: model session, project, layers.
+"""What one dock shows in its viewer: the image and mask layers under review.
 
-One instance per widget (so per viewer); no module-level state. Signals are psygnal's, emitted
-on the main thread only.
+One instance per dock (so per viewer); no module-level state. The layers stay the source of
+truth for what is on screen; the project, model and review position live in the controller.
 """
 
 from __future__ import annotations
@@ -16,45 +16,18 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels
 
-    from napari_nevseg.core.project import Project
-    from napari_nevseg.core.registry import ModelRegistry
-    from napari_nevseg.core.session import ModelSession
 
+class ViewState:
+    """The layers of the image under review, and the mask as last loaded or saved."""
 
-class AppState:
-    """What the panels share; the layers stay the source of truth for what is on screen."""
-
-    session_changed = Signal(object)
-    project_changed = Signal(object)
-    records_changed = Signal()
-    current_changed = Signal(str)
-    busy_changed = Signal(str, bool)
     mask_edited = Signal()
 
     def __init__(self, viewer: napari.Viewer) -> None:
         self.viewer = viewer
-        self.session: ModelSession | None = None
-        self.project: Project | None = None
-        self.registry: ModelRegistry | None = None
-        self.current_stem: str | None = None
         self.image_layer: Image | None = None
         self.mask_layer: Labels | None = None
         self.baseline: np.ndarray | None = None
         self._labels_for: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._busy: set[str] = set()
-
-    # -- busy flags: one kind of job at a time, buttons follow -----------------------------
-    def set_busy(self, job: str, busy: bool) -> None:
-        (self._busy.add if busy else self._busy.discard)(job)
-        self.busy_changed.emit(job, busy)
-
-    def is_busy(self, job: str | None = None) -> bool:
-        return bool(self._busy) if job is None else job in self._busy
-
-    # -- model ---------------------------------------------------------------------------
-    def set_session(self, session: ModelSession) -> None:
-        self.session = session
-        self.session_changed.emit(session)
 
     # -- layers --------------------------------------------------------------------------
     def labels_for(self, image_layer: Image) -> Labels | None:

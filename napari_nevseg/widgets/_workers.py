@@ -75,10 +75,12 @@ def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, c
                         session.version, notes=tuple(notes))
 
 
-def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
-    """Read and predict project images from disk, one yield per image."""
+def predict_project(session, project, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
+    """Read, predict and write the prediction file of project images, one yield per image
+    (the GUI thread then only commits the record: no PNG encoding there)."""
     from napari_nevseg.core.errors import NevsegError
     from napari_nevseg.core.image_io import read_image
+    from napari_nevseg.widgets._project_io import write_prediction_file
 
     for stem, path in project_paths:
         try:
@@ -88,5 +90,10 @@ def predict_project(session, project_paths: Sequence[tuple[str, Any]], threshold
             continue
         notes: list[str] = []
         pred = session.predict(rgb, threshold, cleanup, False, notes.append)
+        try:
+            write_prediction_file(project, stem, pred.mask)
+        except NevsegError as exc:
+            yield Predicted(stem, rgb.shape[:2], error=f"{exc} (prediction of {stem} not saved)")
+            continue
         yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.uncertainty, session.version,
                         notes=tuple(notes))

@@ -8,16 +8,15 @@ import numpy as np
 from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 if TYPE_CHECKING:
-
-    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets._state import ViewState
 
 
 class CleanupPanel(QWidget):
     """Keep largest region, fill holes, smooth border, on the active mask layer."""
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.view = view
         self.largest_btn = QPushButton("Keep largest")
         self.holes_btn = QPushButton("Fill holes")
         self.smooth_btn = QPushButton("Smooth border")
@@ -42,7 +41,7 @@ class CleanupPanel(QWidget):
         from napari_nevseg.core import postprocess
         from napari_nevseg.widgets._layers import apply_mask_undoable
 
-        labels = self.state.active_mask_layer()
+        labels = self.view.active_mask_layer()
         if labels is None:
             show_error("select a Labels layer (a mask) to clean up")
             return False
@@ -59,5 +58,5 @@ class CleanupPanel(QWidget):
         changed = apply_mask_undoable(labels, func(mask))
         if not changed:
             show_info(f"{step.replace('_', ' ')}: nothing to change")
-        self.state.mask_edited.emit()
+        self.view.mask_edited.emit()
         return changed

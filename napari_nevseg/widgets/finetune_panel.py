@@ -23,7 +23,8 @@ from qtpy.QtWidgets import (
 from napari_nevseg.widgets._plot import CorrectionsPlot, LivePlot
 
 if TYPE_CHECKING:
-    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets._state import ViewState
+    from napari_nevseg.widgets.controller import ReviewController
 
 GROUND_TRUTH_KEY = "nevseg_ground_truth"
 
@@ -36,11 +37,12 @@ def default_threads() -> int:
 class FinetunePanel(QWidget):
     """Fine-tune on the project's reviewed masks (and viewer layers marked as ground truth)."""
 
-    def __init__(self, state: AppState, host, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ReviewController, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.host = host
+        self.controller = controller
+        self.view = view
         self.worker = None
+        self.parent_model = None
         self.started_at = 0.0
         #: how much lower than the GUI the training thread's CPU priority is (Linux nice levels)
         self.niceness = 10
@@ -94,11 +96,12 @@ class FinetunePanel(QWidget):
         self.cancel_btn.clicked.connect(self.cancel)
         self.mark_btn.clicked.connect(self.mark_selected)
         self.repredict_btn.clicked.connect(self.repredict)
-        state.project_changed.connect(self.refresh)
-        state.records_changed.connect(self.refresh)
-        state.busy_changed.connect(self._update_enabled)
-        state.session_changed.connect(self._update_enabled)
-        state.session_changed.connect(self._follow_model)
+        events = controller.events
+        events.project_changed.connect(self.refresh)
+        events.reviewed.connect(self.refresh)  # not on each prediction: refresh reads every record
+        events.busy_changed.connect(self._update_enabled)
+        events.session_changed.connect(self._update_enabled)
+        events.session_changed.connect(self._follow_model)
         self.refresh()
 
     # -- data ----------------------------------------------------------------------------
@@ -106,9 +109,9 @@ class FinetunePanel(QWidget):
         from napari.layers import Image
 
         pairs = []
-        for layer in self.state.viewer.layers:
+        for layer in self.view.viewer.layers:
             if isinstance(layer, Image):
-                labels = self.state.labels_for(layer)
+                labels = self.view.labels_for(layer)
                 if labels is not None and labels.metadata.get(GROUND_TRUTH_KEY):
                     pairs.append((layer, labels))
         return pairs
@@ -117,11 +120,11 @@ class FinetunePanel(QWidget):
         from napari.layers import Image, Labels
         from napari.utils.notifications import show_error, show_info
 
-        active = self.state.viewer.layers.selection.active
+        active = self.view.viewer.layers.selection.active
         if not isinstance(active, Labels):
             show_error("select a mask (Labels) layer first, e.g. a corrected prediction")
             return
-        image = next((im for im in self.state.viewer.layers if isinstance(im, Image) and self.state.labels_for(im) is active), None)
+        image = next((im for im in self.view.viewer.layers if isinstance(im, Image) and self.view.labels_for(im) is active), None)
         if image is None:
             show_error(f"{active.name!r} is not tied to an image: predict the image first, then correct its mask")
             return
@@ -130,7 +133,7 @@ class FinetunePanel(QWidget):
         self.refresh()
 
     def refresh(self, *_) -> None:
-        project = self.state.project
+        project = self.controller.project
         marked = len(self.marked_layers())
         if project is None:
             self.data_label.setText(f"open a project folder: model versions are stored in it ({marked} marked layers)")
@@ -155,27 +158,27 @@ class FinetunePanel(QWidget):
     def _follow_model(self, *_) -> None:
         """Start from what the active model was trained with: a model fine-tuned upright is
         fine-tuned upright again (its test-time flips assume it)."""
-        session = self.state.session
+        session = self.controller.session
         training = (session.meta.get("training") or {}) if session is not None else {}
         augment = (training.get("config") or {}).get("augment") or {}
         if "rotate" in augment:
             self.upright.setChecked(not augment["rotate"])
 
     def _update_enabled(self, *_) -> None:
-        training = self.state.is_busy("train")
-        ready = self.state.session is not None and self.state.project is not None
+        training = self.controller.is_busy("train")
+        ready = self.controller.session is not None and self.controller.project is not None
         self.start_btn.setEnabled(ready and not training)
         self.cancel_btn.setEnabled(training)
         self.mark_btn.setEnabled(not training)
-        self.repredict_btn.setEnabled(ready and not training and not self.state.is_busy("predict"))
+        self.repredict_btn.setEnabled(ready and not training and not self.controller.is_busy("predict"))
 
     # -- training ------------------------------------------------------------------------
     def _collect(self):
         """Main thread: the sample list for the worker (paths for project images, copies for layers)."""
         from napari_nevseg.widgets._layers import image_rgb
 
-        project = self.state.project
-        self.host.review.save_current_edits()
+        project = self.controller.project
+        self.controller.save_edits()
         pool = project.ensure_validation(fraction=0.2, minimum=1)
         train_stems = [s for s in project.training_stems() if s not in pool]
         train = [("file", s, project.image_path(s), project.mask_path(s)) for s in train_stems]
@@ -186,18 +189,18 @@ class FinetunePanel(QWidget):
 
     def start(self) -> None:
         """Start fine-tuning the active model in a worker."""
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error
 
         from napari_nevseg.core.augment import AugmentConfig
         from napari_nevseg.core.errors import NevsegError
         from napari_nevseg.core.training import TrainConfig
         from napari_nevseg.widgets._finetune_job import finetune_job
+        from napari_nevseg.widgets._jobs import start_worker
 
-        if self.state.session is None or self.state.project is None:
+        if self.controller.session is None or self.controller.project is None:
             show_error("open a project folder and wait for the model to load before fine-tuning")
             return
-        if self.state.is_busy("train"):
+        if self.controller.is_busy("train"):
             return
         try:
             train, val = self._collect()
@@ -209,24 +212,21 @@ class FinetunePanel(QWidget):
             return
         config = TrainConfig(
             epochs=self.epochs.value(), batch_size=4, lr=self.lr.value(), patience=self.patience.value(),
-            freeze_bn=True, threads=self.threads.value(), device=self.state.session.device.type,
+            freeze_bn=True, threads=self.threads.value(), device=self.controller.session.device.type,
             augment=AugmentConfig(rotate=not self.upright.isChecked()),
         )
-        init = self.state.session.cpu_copy()
+        init = self.controller.session.cpu_copy()
+        self.parent_model = init[0]
         self.plot.reset()
         self.started_at = time.perf_counter()
-        self.state.set_busy("train", True)
+        self.controller.set_busy("train", True)
         self.progress_label.setText(f"fine-tuning on {len(train)} images, validating on {len(val)}…")
         total = config.epochs * max(1, -(-len(train) // config.batch_size))
-        self.worker = create_worker(finetune_job, init, train, val, config, niceness=self.niceness,
-                                    _progress={"total": total, "desc": "NevSeg: fine-tuning"})
-        self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(lambda _e: self.progress_label.setText("fine-tuning failed (see notifications)"))
-        self.worker.aborted.connect(self._on_cancelled)
-        self.worker.finished.connect(self._on_finished)
-        self.host.track(self.worker)
-        self.worker.start()
+        self.worker = start_worker(
+            self.controller, finetune_job, init, train, val, config, self.niceness,
+            _progress={"total": total, "desc": "NevSeg: fine-tuning"},
+            yielded=self._on_progress, returned=self._on_done, aborted=self._on_cancelled, finished=self._on_finished,
+            errored=lambda _e: self.progress_label.setText("fine-tuning failed (see notifications)"))
 
     def cancel(self) -> None:
         """Stop at the next step; the active model stays as it was."""
@@ -246,40 +246,29 @@ class FinetunePanel(QWidget):
         )
 
     def _on_done(self, result) -> None:
-        """Main thread: store the new version, make it active, record the round."""
+        """Main thread: the core adopts the result (a new active version) or says why not."""
         from napari.utils.notifications import show_error, show_info
 
+        from napari_nevseg.core.adopt import adopt_finetune
         from napari_nevseg.core.errors import NevsegError
         from napari_nevseg.core.session import ModelSession
 
-        project, registry = self.state.project, self.state.registry
+        project, registry = self.controller.project, self.controller.registry
         if project is None or registry is None:
             return
-        meta = result.metadata
-        summary = {
-            "train_images": meta["training"]["train_images"],
-            "val_images": meta["training"]["val_images"],
-            "val_dice_before": result.val_dice_before,
-            "val_dice_after": result.val_dice_best,
-            "seconds": round(result.seconds, 1),
-            "best_epoch": result.best_epoch,
-            "stopped_by": result.stopped_by,
-        }
         try:
-            version = registry.add(result.model, meta, summary)
+            adoption = adopt_finetune(project, registry, result)
         except NevsegError as exc:
             show_error(f"{exc}; the previous model stays active")
             return
-        project.add_round({"version": version, "parent": meta.get("parent"), **summary})
-        device = self.state.session.device if self.state.session is not None else None
-        self.state.set_session(ModelSession(result.model, {**meta, "version": version}, device, version))
-        before = "n/a" if result.val_dice_before is None else f"{result.val_dice_before:.3f}"
-        after = "n/a" if result.val_dice_best is None else f"{result.val_dice_best:.3f}"
-        self.progress_label.setText(
-            f"new model {version}: validation Dice {before} → {after} "
-            f"(best epoch {result.best_epoch}, {result.seconds:.0f} s, {result.stopped_by})"
-        )
-        show_info(f"fine-tuned model {version} is active; 'Re-predict unreviewed' updates the queue")
+        self.progress_label.setText(adoption.message)
+        if adoption.version is None:
+            show_info(adoption.message)
+            return
+        device = self.controller.session.device if self.controller.session is not None else None
+        meta = {**result.metadata, "version": adoption.version}
+        self.controller.set_session(ModelSession(result.model, meta, device, adoption.version))
+        show_info(f"fine-tuned model {adoption.version} is active; 'Re-predict unreviewed' updates the queue")
 
     def _on_cancelled(self) -> None:
         from napari.utils.notifications import show_info
@@ -289,9 +278,10 @@ class FinetunePanel(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.state.set_busy("train", False)
+        self.parent_model = None
+        self.controller.set_busy("train", False)
         self.refresh()
 
     def repredict(self) -> None:
         """Re-predict every unreviewed image with the active model (the queue re-sorts)."""
-        self.host.predict.predict_project()
+        self.controller.events.predict_requested.emit("project")

@@ -1,19 +1,20 @@
 """The NevSeg dock widget: model status on top, then tabs for review, measurements,
-fine-tuning and model versions. It builds the shared state, the panels, and connects them."""
+fine-tuning and model versions. It builds the controller, the view state and the panels; the
+panels listen to the controller and never see one another."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QGroupBox, QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
-from napari_nevseg.widgets._state import AppState
+from napari_nevseg.widgets._state import ViewState
 from napari_nevseg.widgets.cleanup_panel import CleanupPanel
+from napari_nevseg.widgets.controller import ReviewController
 from napari_nevseg.widgets.measure_panel import MeasurePanel
 from napari_nevseg.widgets.predict_panel import PredictPanel
-from napari_nevseg.widgets.review_panel import ReviewPanel
+from napari_nevseg.widgets.review_panel import PROJECT_KEY, ReviewPanel
 
 if TYPE_CHECKING:
     import napari
@@ -28,13 +29,22 @@ def _group(title: str, child: QWidget) -> QGroupBox:
     return box
 
 
-def _stop_workers(workers: list) -> None:
-    """Ask running workers to stop at their next yield (called when the widget goes away)."""
-    for worker in workers:
-        try:
-            worker.quit()
-        except RuntimeError:  # the Qt side is already gone
-            pass
+class _WindowWatcher(QObject):
+    """Watches the widget's ancestors: a dock moved into the main window binds the keys there;
+    the main window closing tears the widget down (before Qt deletes it)."""
+
+    def __init__(self, dock: NevsegWidget) -> None:
+        super().__init__(dock)
+        self.dock = dock
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if self.dock._torn_down:
+            return False
+        if event.type() == QEvent.Type.Close and obj is self.dock._window:
+            self.dock.teardown()
+        elif event.type() == QEvent.Type.ParentChange:
+            self.dock._bind_to_window()
+        return False
 
 
 class NevsegWidget(QWidget):
@@ -43,14 +53,14 @@ class NevsegWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, model: str = "default", device: str = "auto") -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self.state = AppState(napari_viewer)
+        self.controller = ReviewController()
+        self.view = ViewState(napari_viewer)
         self.status_label = QLabel("loading the model…")
         self.status_label.setWordWrap(True)
-        self.review = ReviewPanel(self.state)
-        self.predict = PredictPanel(self.state, review=self.review)
-        self.review.predict_panel = self.predict
-        self.cleanup = CleanupPanel(self.state)
-        self.measure = MeasurePanel(self.state)
+        self.review = ReviewPanel(self.controller, self.view)
+        self.predict = PredictPanel(self.controller, self.view)
+        self.cleanup = CleanupPanel(self.view)
+        self.measure = MeasurePanel(self.controller, self.view)
 
         review_tab = QWidget()
         review_layout = QVBoxLayout(review_tab)
@@ -73,37 +83,102 @@ class NevsegWidget(QWidget):
         layout.addWidget(self.tabs)
         self.setMinimumWidth(360)
 
-        self.state.session_changed.connect(self._update_status)
-        self.state.busy_changed.connect(self._update_status)
-        self._workers: list = []
+        events = self.controller.events
+        events.session_changed.connect(self._update_status)
+        events.busy_changed.connect(self._update_status)
+        events.model_requested.connect(self.load_model)
         self._torn_down = False
-        self.destroyed.connect(partial(_stop_workers, self._workers))
+        self._bind_lifetime()
         self.load_model(model, device)
+        self._resume_project()
 
     def _add_training_tabs(self) -> None:
         """Fine-tune and Models tabs (imported lazily: they pull in matplotlib)."""
         from napari_nevseg.widgets.finetune_panel import FinetunePanel
         from napari_nevseg.widgets.models_panel import ModelsPanel
 
-        self.models = ModelsPanel(self.state, self)
-        self.finetune = FinetunePanel(self.state, self)
+        self.models = ModelsPanel(self.controller)
+        self.finetune = FinetunePanel(self.controller, self.view)
         self.tabs.addTab(self.finetune, "Fine-tune")
         self.tabs.addTab(self.models, "Models")
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def _bind_lifetime(self) -> None:
+        """Teardown when the application quits; the keys follow once the widget is docked."""
+        from qtpy.QtWidgets import QApplication
+
+        self.keys = None
+        self._window = None
+        self._close_watcher = _WindowWatcher(self)
+        QApplication.instance().aboutToQuit.connect(self._on_quit)
+
+    def _bind_to_window(self) -> None:
+        """Docked: bind the review keys to the viewer's main window and watch it close."""
+        from qtpy.QtWidgets import QMainWindow
+
+        from napari_nevseg.widgets._keys import ReviewKeys
+
+        window, top = self.parentWidget(), self
+        while window is not None and not isinstance(window, QMainWindow):
+            top, window = window, window.parentWidget()
+        if window is None:  # not in a main window yet: wait for the dock to be put in one
+            if top is not self:
+                top.installEventFilter(self._close_watcher)
+            return
+        if window is self._window:
+            return
+        self._unbind_window()
+        self._window = window
+        self.keys = ReviewKeys(window, {"next": self.review.next_image, "previous": self.review.previous_image,
+                                        "accept": self.review.accept_current})
+        window.installEventFilter(self._close_watcher)
+
+    def _unbind_window(self) -> None:
+        if self.keys is not None:
+            self.keys.unbind()
+            self.keys = None
+        if self._window is not None:
+            self._window.removeEventFilter(self._close_watcher)
+            self._window = None
+
+    def _resume_project(self) -> None:
+        """A dock reopened on a viewer that shows a project image takes that project up again."""
+        for layer in self.viewer.layers:
+            root = layer.metadata.get(PROJECT_KEY)
+            if root:
+                self.view.image_layer = layer
+                self.review.open_project(root, stem=layer.name)
+                return
+
+    def event(self, event) -> bool:
+        """Docked: bind to the window. The dock's X (napari's remove_dock_widget) takes the
+        widget out of its dock: tear down."""
+        if event.type() == QEvent.Type.ParentChange and not self._torn_down:
+            if self.parent() is None:
+                self.teardown()
+            else:
+                self._bind_to_window()
+        return super().event(event)
+
+    def _on_quit(self) -> None:
+        from napari_nevseg.widgets._jobs import join_thread_pool
+
+        self.teardown()
+        join_thread_pool()
 
     # -- model ---------------------------------------------------------------------------
     def load_model(self, spec: str = "default", device: str = "auto", version: str | None = None) -> None:
         """Load a model in a worker (torch imports there); the GUI stays responsive."""
-        from napari.qt.threading import create_worker
-
+        from napari_nevseg.widgets._jobs import start_worker
         from napari_nevseg.widgets._workers import load_session
 
-        self.state.set_busy("load", True)
-        worker = create_worker(load_session, spec, device, _progress={"desc": "NevSeg: loading model"})
-        worker.returned.connect(partial(self._on_model_loaded, version))
-        worker.errored.connect(lambda _exc: self.status_label.setText("the model could not be loaded (see notifications)"))
-        worker.finished.connect(lambda: self.state.set_busy("load", False))
-        self.track(worker)
-        worker.start()
+        if self._torn_down:
+            return
+        self.controller.set_busy("load", True)
+        start_worker(self.controller, load_session, spec, device, _progress={"desc": "NevSeg: loading model"},
+                     returned=lambda session: self._on_model_loaded(version, session),
+                     errored=lambda _exc: self.status_label.setText("the model could not be loaded (see notifications)"),
+                     finished=lambda: self.controller.set_busy("load", False))
 
     def _on_model_loaded(self, version: str | None, session) -> None:
         from napari_nevseg.widgets._workers import LoadFailed
@@ -116,7 +191,7 @@ class NevsegWidget(QWidget):
             return
         if version:
             session.version = version
-        self.state.set_session(session)
+        self.controller.set_session(session)
         self._warm_up_training()
 
     def _warm_up_training(self) -> None:
@@ -125,28 +200,20 @@ class NevsegWidget(QWidget):
         if _TRAINING_WARMED:
             return
         _TRAINING_WARMED = True
-        from napari.qt.threading import create_worker
-
+        from napari_nevseg.widgets._jobs import start_worker
         from napari_nevseg.widgets._workers import warm_up_training
 
-        worker = create_worker(warm_up_training)
-        self.track(worker)
-        worker.start()
-
-    def track(self, worker) -> None:
-        """Remember a worker so it is stopped if the widget is closed mid-work."""
-        self._workers.append(worker)
-        worker.finished.connect(lambda: self._workers.remove(worker) if worker in self._workers else None)
+        start_worker(self.controller, warm_up_training)
 
     def _update_status(self, *_) -> None:
-        session = self.state.session
+        session = self.controller.session
         parts = []
         if session is None:
-            parts.append("loading the model…" if self.state.is_busy("load") else "no model loaded")
+            parts.append("loading the model…" if self.controller.is_busy("load") else "no model loaded")
         else:
             parts.append(f"model <b>{session.version}</b> on {session.device.type}")
         for job, text in (("predict", "predicting…"), ("train", "fine-tuning…"), ("load", "loading a model…")):
-            if self.state.is_busy(job) and session is not None:
+            if self.controller.is_busy(job) and session is not None:
                 parts.append(text)
         self.status_label.setText(" · ".join(parts))
 
@@ -154,16 +221,22 @@ class NevsegWidget(QWidget):
     def open_project(self, folder) -> bool:
         return self.review.open_project(folder)
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.teardown()
         super().closeEvent(event)
 
     def teardown(self) -> None:
-        """Stop workers, save edits and release the keys this widget bound."""
+        """Save edits, stop and join the workers, release the keys and the viewer's events."""
         if self._torn_down:
             return
         self._torn_down = True
-        _stop_workers(list(self._workers))
+        from qtpy.QtWidgets import QApplication
+
+        from napari_nevseg.widgets._jobs import stop_and_join
+
         self.review.save_current_edits()
-        self.review.unbind_keys()
+        stop_and_join(self.controller)
+        self._unbind_window()
+        QApplication.instance().aboutToQuit.disconnect(self._on_quit)
         self.measure.teardown()
+        self.review.teardown()

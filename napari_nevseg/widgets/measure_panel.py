@@ -12,7 +12,8 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
-    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets._state import ViewState
+    from napari_nevseg.widgets.controller import ReviewController
 
 ROWS = (
     ("area", "area_px", "area_mm2", "px²", "mm²"),
@@ -27,9 +28,10 @@ ROWS = (
 class MeasurePanel(QWidget):
     """Shows :func:`napari_nevseg.core.measure.measure_lesion` of the active mask."""
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ReviewController, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.controller = controller
+        self.view = view
         self.pixel_size = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.001, decimals=4, value=0.0)
         self.pixel_size.setSuffix(" mm")
         self.pixel_size.setSpecialValueText("not set (pixels only)")
@@ -48,10 +50,10 @@ class MeasurePanel(QWidget):
         layout.addStretch(1)
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.update_measurements)
-        state.mask_edited.connect(lambda *_: self._timer.start())
-        state.current_changed.connect(lambda *_: self._timer.start())
-        state.project_changed.connect(self._on_project)
-        state.viewer.layers.selection.events.active.connect(self._on_active_layer)
+        view.mask_edited.connect(lambda *_: self._timer.start())
+        controller.events.current_changed.connect(lambda *_: self._timer.start())
+        controller.events.project_changed.connect(self._on_project)
+        view.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self.pixel_size.valueChanged.connect(self._on_pixel_size)
         self.export_btn.clicked.connect(self._choose_export)
 
@@ -61,7 +63,7 @@ class MeasurePanel(QWidget):
     def teardown(self) -> None:
         """Disconnect from the viewer, which outlives this panel when the dock is closed."""
         self._timer.stop()
-        self.state.viewer.layers.selection.events.active.disconnect(self._on_active_layer)
+        self.view.viewer.layers.selection.events.active.disconnect(self._on_active_layer)
 
     def pixel_size_mm(self) -> float | None:
         value = self.pixel_size.value()
@@ -71,16 +73,16 @@ class MeasurePanel(QWidget):
         self.pixel_size.setValue(project.pixel_size_mm or 0.0)
 
     def _on_pixel_size(self, _value: float) -> None:
-        if self.state.project is not None:
-            self.state.project.pixel_size_mm = self.pixel_size_mm()
-            self.state.project.save()
+        if self.controller.project is not None:
+            self.controller.project.pixel_size_mm = self.pixel_size_mm()
+            self.controller.project.save()
         self._timer.start()
 
     def update_measurements(self) -> dict | None:
         """Recompute from the layer on screen; returns the values shown (None: no lesion)."""
         from napari_nevseg.core.measure import measure_lesion
 
-        layer = self.state.active_mask_layer()
+        layer = self.view.active_mask_layer()
         data = None if layer is None else np.asarray(layer.data)
         if data is None or data.ndim != 2:
             self.title.setText("select a 2-D mask layer")
@@ -105,10 +107,10 @@ class MeasurePanel(QWidget):
         from napari.utils.notifications import show_error
         from qtpy.QtWidgets import QFileDialog
 
-        if self.state.project is None:
+        if self.controller.project is None:
             show_error("open a project folder first: the export covers a whole project")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export measurements", str(self.state.project.root / "measurements.csv"), "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export measurements", str(self.controller.project.root / "measurements.csv"), "CSV (*.csv)")
         if path:
             self.export_csv(path)
 
@@ -120,7 +122,7 @@ class MeasurePanel(QWidget):
         from napari_nevseg.core.errors import NevsegError
         from napari_nevseg.core.measure import measure_lesion
 
-        project = self.state.project
+        project = self.controller.project
         if project is None:
             show_error("open a project folder first")
             return None

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
-    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets.controller import ReviewController
 
 
 class ModelsPanel(QWidget):
     """A drop-down of versions (default, v1, v2, ...) with their metadata."""
 
-    def __init__(self, state: AppState, host, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ReviewController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.host = host
+        self.controller = controller
         self.combo = QComboBox()
         self.use_btn = QPushButton("Use this version")
         self.import_btn = QPushButton("Import model file…")
@@ -39,29 +38,15 @@ class ModelsPanel(QWidget):
         self.use_btn.clicked.connect(lambda: self.use_version(self.combo.currentText()))
         self.import_btn.clicked.connect(self._choose_import)
         self.export_btn.clicked.connect(self._choose_export)
-        state.project_changed.connect(self._on_project)
-        state.session_changed.connect(self._on_session)
-        state.busy_changed.connect(lambda *_: self._update_enabled())
+        controller.events.project_changed.connect(self.refresh)
+        controller.events.session_changed.connect(self.refresh)
+        controller.events.busy_changed.connect(lambda *_: self._update_enabled())
         self.refresh()
 
-    def _on_project(self, _project) -> None:
-        """Activate the project's active version when a project is opened."""
-        self.refresh()
-        registry = self.state.registry
-        if registry is not None and self.state.session is not None and registry.active != self.state.session.version:
-            self.use_version(registry.active)
-
-    def _on_session(self, session) -> None:
-        """The registry's active version follows the model that actually loaded."""
-        registry = self.state.registry
-        if registry is not None and session.version in registry.versions() and registry.active != session.version:
-            registry.set_active(session.version)
-        self.refresh()
-
-    def refresh(self) -> None:
-        registry = self.state.registry
+    def refresh(self, *_) -> None:
+        registry = self.controller.registry
         versions = registry.versions() if registry is not None else ["default"]
-        active = self.state.session.version if self.state.session is not None else "default"
+        active = self.controller.session.version if self.controller.session is not None else "default"
         self.combo.blockSignals(True)
         self.combo.clear()
         self.combo.addItems(versions)
@@ -72,8 +57,8 @@ class ModelsPanel(QWidget):
         self._update_enabled()
 
     def _update_enabled(self) -> None:
-        has_project = self.state.registry is not None
-        idle = not self.state.is_busy("train") and not self.state.is_busy("load")
+        has_project = self.controller.registry is not None
+        idle = not self.controller.is_busy("train") and not self.controller.is_busy("load")
         self.use_btn.setEnabled(idle)
         self.import_btn.setEnabled(has_project and idle)
         self.export_btn.setEnabled(True)
@@ -84,7 +69,7 @@ class ModelsPanel(QWidget):
 
         if not version:
             return
-        registry = self.state.registry
+        registry = self.controller.registry
         try:
             if registry is not None:
                 entry, path = registry.entry(version), registry.path(version)
@@ -119,14 +104,10 @@ class ModelsPanel(QWidget):
 
         from napari_nevseg.core.errors import NevsegError
 
-        registry = self.state.registry
         try:
-            path = registry.path(version) if registry is not None else None
+            self.controller.request_version(version)
         except NevsegError as exc:
             show_error(str(exc))
-            return
-        device = self.state.session.device.type if self.state.session is not None else "auto"
-        self.host.load_model(str(path) if path is not None and version != "default" else "default", device, version)
 
     def _choose_import(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -141,11 +122,11 @@ class ModelsPanel(QWidget):
 
         from napari_nevseg.core.errors import NevsegError
 
-        if self.state.registry is None:
+        if self.controller.registry is None:
             show_error("open a project folder first: imported models are stored with its versions")
             return None
         try:
-            version = self.state.registry.import_file(path)
+            version = self.controller.registry.import_file(path)
         except NevsegError as exc:
             show_error(str(exc))
             return None
@@ -169,8 +150,8 @@ class ModelsPanel(QWidget):
         from napari_nevseg.core.session import default_model_path
 
         try:
-            if self.state.registry is not None:
-                target = self.state.registry.export(version, path)
+            if self.controller.registry is not None:
+                target = self.controller.registry.export(version, path)
             else:
                 target = atomic_write_bytes(path, default_model_path().read_bytes())
         except NevsegError as exc:

@@ -23,17 +23,18 @@ from napari_nevseg.widgets._layers import (
 )
 
 if TYPE_CHECKING:
-    from napari_nevseg.widgets._state import AppState
+    from napari_nevseg.widgets._state import ViewState
     from napari_nevseg.widgets._workers import Predicted
+    from napari_nevseg.widgets.controller import ReviewController
 
 
 class PredictPanel(QWidget):
     """Controls for prediction; results go to Labels layers tied to their images."""
 
-    def __init__(self, state: AppState, review=None, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ReviewController, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.review = review
+        self.controller = controller
+        self.view = view
         self.worker = None
         self.threshold = QDoubleSpinBox(minimum=0.05, maximum=0.95, singleStep=0.05, value=0.5, decimals=2)
         self.threshold.setToolTip("probability above which a pixel is lesion")
@@ -63,9 +64,11 @@ class PredictPanel(QWidget):
         self.predict_selected_btn.clicked.connect(self.predict_selected)
         self.predict_all_btn.clicked.connect(self.predict_all_open)
         self.predict_project_btn.clicked.connect(self.predict_project)
-        state.busy_changed.connect(self._update_enabled)
-        state.session_changed.connect(self._update_enabled)
-        state.project_changed.connect(self._update_enabled)
+        events = controller.events
+        events.busy_changed.connect(self._update_enabled)
+        events.session_changed.connect(self._update_enabled)
+        events.project_changed.connect(self._update_enabled)
+        events.predict_requested.connect(self._on_requested)
         self._update_enabled()
 
     # -- settings ------------------------------------------------------------------------
@@ -75,23 +78,30 @@ class PredictPanel(QWidget):
         return Cleanup(self.keep_largest.isChecked(), self.fill_holes.isChecked(), self.smooth.isChecked())
 
     def _update_enabled(self, *_) -> None:
-        ready = self.state.session is not None and not self.state.is_busy("predict")
+        ready = self.controller.session is not None and not self.controller.is_busy("predict")
         self.predict_selected_btn.setEnabled(ready)
         self.predict_all_btn.setEnabled(ready)
-        self.predict_project_btn.setEnabled(ready and self.state.project is not None)
+        self.predict_project_btn.setEnabled(ready and self.controller.project is not None)
+
+    def _on_requested(self, what: str) -> None:
+        """The controller asks for the project's unreviewed images or the image on screen."""
+        if what == "project":
+            self.predict_project()
+        elif self.view.layer_in_viewer(self.view.image_layer):
+            self.predict_layers([self.view.image_layer])
 
     # -- actions -------------------------------------------------------------------------
     def _image_layers(self, selected_only: bool):
         from napari.layers import Image
 
         if selected_only:
-            layers = [layer for layer in self.state.viewer.layers.selection if isinstance(layer, Image)]
+            layers = [layer for layer in self.view.viewer.layers.selection if isinstance(layer, Image)]
             if not layers:
-                active = self.state.viewer.layers.selection.active
+                active = self.view.viewer.layers.selection.active
                 label = "nothing is selected" if active is None else f"{active.name!r} is not an image layer"
                 raise ValueError(f"{label}: select an image layer in the layer list, then predict")
             return layers
-        layers = [layer for layer in self.state.viewer.layers if isinstance(layer, Image) and not layer.name.endswith(" probability")]
+        layers = [layer for layer in self.view.viewer.layers if isinstance(layer, Image) and not layer.name.endswith(" probability")]
         if not layers:
             raise ValueError("no image is open: open an image (File > Open) or a project folder first")
         return layers
@@ -116,10 +126,10 @@ class PredictPanel(QWidget):
         """Predict the given image layers in one worker (copies of their data are taken here)."""
         from napari.utils.notifications import show_error, show_warning
 
-        if self.state.session is None:
+        if self.controller.session is None:
             show_warning("the model is still loading; try again in a moment")
             return
-        if self.state.is_busy("predict"):
+        if self.controller.is_busy("predict"):
             show_warning("a prediction is already running; wait for it to finish")
             return
         jobs = []
@@ -134,14 +144,14 @@ class PredictPanel(QWidget):
     def _arrays_worker(self, jobs):
         from napari_nevseg.widgets._workers import predict_arrays
 
-        return predict_arrays, (self.state.session, jobs, self.threshold.value(), self.cleanup(), self.probability.isChecked())
+        return predict_arrays, (self.controller.session, jobs, self.threshold.value(), self.cleanup(), self.probability.isChecked())
 
     def predict_project(self) -> None:
         from napari.utils.notifications import show_error, show_info, show_warning
 
         from napari_nevseg.widgets._workers import predict_project
 
-        project = self.state.project
+        project = self.controller.project
         if project is None:
             show_error("no project is open: open a project folder (images/ + masks/) first")
             return
@@ -149,24 +159,24 @@ class PredictPanel(QWidget):
         if not todo:
             show_info("every image of the project is reviewed; nothing to predict")
             return
-        if self.state.is_busy("predict"):
+        if self.controller.is_busy("predict"):
             show_warning("a prediction is already running; wait for it to finish")
             return
-        self._start((predict_project, (self.state.session, todo, self.threshold.value(), self.cleanup())), len(todo))
+        args = (self.controller.session, project, todo, self.threshold.value(), self.cleanup())
+        self._start((predict_project, args), len(todo))
 
     def _start(self, job, total: int) -> None:
-        from napari.qt.threading import create_worker
+        from napari_nevseg.widgets._jobs import start_worker
 
         func, args = job
-        self.state.set_busy("predict", True)
-        self.worker = create_worker(func, *args, _progress={"total": total, "desc": "NevSeg: predicting"})
-        self.worker.yielded.connect(self._on_predicted)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
+        self.controller.set_busy("predict", True)
+        self.worker = start_worker(self.controller, func, *args, _progress={"total": total, "desc": "NevSeg: predicting"},
+                                   yielded=self._on_predicted, finished=self._on_finished)
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.state.set_busy("predict", False)
+        self.controller.set_busy("predict", False)
+        self.controller.resort()
 
     def _on_predicted(self, result: Predicted) -> None:
         from napari.layers import Image
@@ -184,27 +194,57 @@ class PredictPanel(QWidget):
 
     def _show_layer_result(self, result: Predicted) -> None:
         image_layer = result.key
-        viewer = self.state.viewer
+        viewer = self.view.viewer
         if image_layer not in viewer.layers:
             return  # the image was closed while predicting: nothing to update
-        labels = self.state.labels_for(image_layer)
+        if result.probability is not None:
+            set_or_add_probability(viewer, result.probability, f"{image_layer.name} probability")
+        if image_layer is self.view.image_layer and self.controller.current_stem is not None:
+            self._show_on_review_image(result)
+            return
+        labels = self.view.labels_for(image_layer)
         if labels is not None and labels.data.shape == result.mask.shape:
             apply_mask_undoable(labels, result.mask)
         else:
             labels = add_mask_layer(viewer, result.mask, f"{image_layer.name} mask")
-            self.state.tie(image_layer, labels)
+            self.view.tie(image_layer, labels)
         labels.metadata["nevseg"] = {"model_version": result.version, "uncertainty": result.uncertainty}
-        if result.probability is not None:
-            set_or_add_probability(viewer, result.probability, f"{image_layer.name} probability")
-        if image_layer is self.state.image_layer and self.review is not None:
-            self.review.prediction_shown(result)
-        self.state.mask_edited.emit()
+        self.view.mask_edited.emit()
+
+    def _show_on_review_image(self, result: Predicted) -> None:
+        """A prediction asked for the image under review: a reviewed or edited mask is never
+        replaced; the prediction goes to a layer beside it and the record stays as it was."""
+        from napari.utils.notifications import show_info
+
+        from napari_nevseg.widgets._project_io import write_prediction_file
+
+        stem = self.controller.current_stem
+        record = self.controller.project.records[stem]
+        if record.status.reviewed or self.view.is_dirty():
+            name = f"{stem} new prediction ({result.version})"
+            if name in self.view.viewer.layers:
+                self.view.viewer.layers.remove(name)
+            add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer).visible = True
+            self.view.viewer.layers.selection.active = self.view.mask_layer
+            kept = record.status.value if record.status.reviewed else "edited"
+            show_info(f"{stem} keeps its {kept} mask; the new prediction is in the layer '{name}' beside it")
+            return
+        write_prediction_file(self.controller.project, stem, result.mask)
+        self.controller.commit_prediction(stem, result.version, result.uncertainty)
+        self._replace_review_mask(result.mask)
+
+    def _replace_review_mask(self, mask) -> None:
+        if self.view.layer_in_viewer(self.view.mask_layer):
+            apply_mask_undoable(self.view.mask_layer, mask)
+            self.view.baseline = (mask > 0).copy()
+            self.view.mask_edited.emit()
 
     def _store_project_result(self, result: Predicted) -> None:
-        project = self.state.project
-        if project is None or result.key not in project.records:
+        """One finished project image: its file is written (by the worker); commit one record,
+        which repaints one queue row. O(1) however large the project."""
+        stem = result.key
+        record = self.controller.commit_prediction(stem, result.version, result.uncertainty)
+        if record is None or stem != self.controller.current_stem:
             return
-        project.record_prediction(result.key, result.mask, result.version, result.uncertainty)
-        if self.review is not None and result.key == self.state.current_stem:
-            self.review.prediction_shown(result)
-        self.state.records_changed.emit()
+        if not record.status.reviewed and not self.view.is_dirty():
+            self._replace_review_mask(result.mask)

@@ -1,7 +1,8 @@
 """Review panel: a project's queue, one image on screen at a time, next / previous / accept.
 
-Keys (viewer-wide, chosen not to clash with napari's layer shortcuts):
-``N`` or PageDown: next image; ``Shift+N`` or PageUp: previous image; ``Y``: accept and go on.
+Keys (shortcuts of the viewer's window, so they work wherever the focus is, except in a text
+or number field being edited): ``N`` or PageDown: next image; ``Shift+N`` or PageUp: previous
+image; ``Y``: accept and go to the next image not reviewed yet.
 Leaving an image whose mask was edited saves it as *corrected*; accepting saves it at once.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -18,38 +20,38 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_nevseg.widgets._layers import add_mask_layer
+from napari_nevseg.widgets._queue_model import QueueModel
+from napari_nevseg.widgets.controller import SORT_MODES
 
 if TYPE_CHECKING:
-    from napari_nevseg.widgets._state import AppState
-    from napari_nevseg.widgets._workers import Predicted
+    from napari_nevseg.widgets._state import ViewState
+    from napari_nevseg.widgets.controller import ReviewController
 
-SORT_MODES = ("name", "uncertainty (least certain first)", "status")
-KEYS = {"next": ("n", "PageDown"), "previous": ("Shift-N", "PageUp"), "accept": ("y",)}
-STATUS_ORDER = {"unreviewed": 0, "predicted": 1, "corrected": 2, "accepted": 3}
+#: the project an image layer came from, so a reopened dock resumes it
+PROJECT_KEY = "nevseg_project"
 
 
 class ReviewPanel(QWidget):
     """The queue over a project folder."""
 
-    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ReviewController, view: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
-        self.predict_panel = None
+        self.controller = controller
+        self.view = view
         self.open_btn = QPushButton("Open project folder…")
         self.path_label = QLabel("no project open")
         self.path_label.setWordWrap(True)
         self.sort_combo = QComboBox()
         self.sort_combo.addItems(SORT_MODES)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["image", "status", "uncert.", "Dice"])
-        self.table.horizontalHeaderItem(3).setToolTip("Dice between the prediction and the reviewed mask")
+        self.queue = QueueModel(controller)
+        self.table = QTableView()
+        self.table.setModel(self.queue)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -59,6 +61,8 @@ class ReviewPanel(QWidget):
         self.prev_btn = QPushButton("◀ Previous (Shift+N)")
         self.accept_btn = QPushButton("Accept (Y)")
         self.next_btn = QPushButton("Next (N) ▶")
+        self.edit_label = QLabel("")
+        self.edit_label.setWordWrap(True)
         self.progress_label = QLabel("")
         self.progress_label.setWordWrap(True)
 
@@ -75,30 +79,27 @@ class ReviewPanel(QWidget):
         for button in (self.prev_btn, self.accept_btn, self.next_btn):
             nav.addWidget(button)
         layout.addLayout(nav)
+        layout.addWidget(self.edit_label)
         layout.addWidget(self.progress_label)
 
         self.open_btn.clicked.connect(self._choose_project)
-        self.sort_combo.currentIndexChanged.connect(self.refresh_table)
-        self.table.cellClicked.connect(self._on_row_clicked)
+        self.sort_combo.currentTextChanged.connect(controller.set_sort_mode)
+        self.table.clicked.connect(self._on_row_clicked)
         self.prev_btn.clicked.connect(self.previous_image)
         self.next_btn.clicked.connect(self.next_image)
         self.accept_btn.clicked.connect(self.accept_current)
-        state.records_changed.connect(self.refresh_table)
-        self._bind_keys()
+        events = controller.events
+        events.project_changed.connect(self._on_project)
+        events.order_changed.connect(self._rebuild)
+        events.record_changed.connect(self._on_record)
+        events.current_changed.connect(self._on_current)
+        events.save_requested.connect(self.save_current_edits)
+        # napari announces a stroke before it writes the pixels: look a moment later (also
+        # one comparison per burst of strokes, not per mouse move)
+        self._edit_timer = QTimer(self, singleShot=True, interval=100)
+        self._edit_timer.timeout.connect(self._update_edit_label)
+        view.mask_edited.connect(lambda: self._edit_timer.start())
         self._update_enabled()
-
-    # -- keys ----------------------------------------------------------------------------
-    def _bind_keys(self) -> None:
-        viewer = self.state.viewer
-        actions = {"next": self.next_image, "previous": self.previous_image, "accept": self.accept_current}
-        for action, keys in KEYS.items():
-            for key in keys:
-                viewer.bind_key(key, lambda _v, f=actions[action]: f(), overwrite=True)
-
-    def unbind_keys(self) -> None:
-        for keys in KEYS.values():
-            for key in keys:
-                self.state.viewer.bind_key(key, None, overwrite=True)
 
     # -- project -------------------------------------------------------------------------
     def _choose_project(self) -> None:
@@ -108,95 +109,79 @@ class ReviewPanel(QWidget):
         if folder:
             self.open_project(folder)
 
-    def open_project(self, folder: str | Path) -> bool:
-        """Open a project folder; restores statuses and shows the first image in the queue."""
+    def open_project(self, folder: str | Path, stem: str | None = None) -> bool:
+        """Open a project folder; shows ``stem`` (default: the first image in the queue)."""
         from napari.utils.notifications import show_error, show_info
 
         from napari_nevseg.core.errors import NevsegError
-        from napari_nevseg.core.project import Project
-        from napari_nevseg.core.registry import ModelRegistry
 
-        self.save_current_edits()
         try:
-            project = Project.open(folder)
-            registry = ModelRegistry(project.models_dir)
+            project = self.controller.open_project(folder)
         except NevsegError as exc:
             show_error(str(exc))
             return False
-        self.state.project = project
-        self.state.registry = registry
-        self.state.current_stem = None
-        self.path_label.setText(str(project.root))
-        self.state.project_changed.emit(project)
-        self.refresh_table()
-        counts = project.counts()
         show_info(f"project {project.root.name}: {len(project.records)} images, "
-                  f"{counts['accepted'] + counts['corrected']} reviewed")
-        order = self.order()
-        if order:
-            self.show_stem(order[0], auto_predict=False)
-        if self.predict_panel is not None and self.state.session is not None and any(
-            r.status.value == "unreviewed" for r in project.records.values()
-        ):
-            self.predict_panel.predict_project()
-        self._update_enabled()
+                  f"{self.controller.reviewed_count()} reviewed")
+        first = stem if stem in project.records else self.queue.stem_at(0)
+        if first is not None:
+            self.show_stem(first, auto_predict=False)
         return True
 
-    def order(self) -> list[str]:
-        """Stems in the order chosen in the sort box."""
-        project = self.state.project
-        if project is None:
-            return []
-        records = project.records
-        mode = self.sort_combo.currentText()
-        if mode.startswith("uncertainty"):
-            return sorted(records, key=lambda s: (records[s].status.reviewed, -(records[s].uncertainty or -1.0), s))
-        if mode == "status":
-            return sorted(records, key=lambda s: (STATUS_ORDER[records[s].status.value], s))
-        return sorted(records)
+    def _on_project(self, project) -> None:
+        self.path_label.setText(str(project.root))
+        self._rebuild()
+        self._update_enabled()
 
-    def refresh_table(self, *_) -> None:
-        project = self.state.project
-        order = self.order()
-        self.table.setRowCount(len(order))
-        for row, stem in enumerate(order):
-            record = project.records[stem]
-            cells = [
-                stem,
-                record.status.value,
-                "" if record.uncertainty is None else f"{record.uncertainty:.3f}",
-                "" if record.dice_prediction_vs_final is None else f"{record.dice_prediction_vs_final:.3f}",
-            ]
-            for col, text in enumerate(cells):
-                self.table.setItem(row, col, QTableWidgetItem(text))
-            if stem == self.state.current_stem:
-                self.table.selectRow(row)
+    def _rebuild(self, *_) -> None:
+        self.queue.rebuild()
+        self._select_current()
         self._update_progress()
 
+    def _on_record(self, stem: str) -> None:
+        self.queue.row_changed(stem)
+        self._update_progress()
+        if stem == self.controller.current_stem:
+            self._update_edit_label()
+
+    def _on_current(self, _stem: str) -> None:
+        self._select_current()
+        self._update_progress()
+        self._update_edit_label()
+
+    def _select_current(self) -> None:
+        row = self.queue.row_of(self.controller.current_stem)
+        if row is not None:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.queue.index(row, 0))
+
     def _update_progress(self) -> None:
-        project = self.state.project
+        """Counts kept by the controller: O(1), however large the project."""
+        project = self.controller.project
         if project is None:
             self.progress_label.setText("")
             return
-        counts = project.counts()
-        done = counts["accepted"] + counts["corrected"]
-        total = len(project.records)
-        stem = self.state.current_stem
-        current = f"<b>{stem}</b> ({project.records[stem].status.value}) · " if stem in project.records else ""
+        counts = self.controller.counts
+        done, total = self.controller.reviewed_count(), len(project.records)
         self.progress_label.setText(
-            f"{current}{done} of {total} reviewed ({100 * done / max(total, 1):.0f}%) · "
+            f"{done} of {total} reviewed ({100 * done / max(total, 1):.0f}%) · "
             f"{counts['predicted']} predicted, {counts['unreviewed']} not predicted"
         )
 
+    def _update_edit_label(self, *_) -> None:
+        """Say whether the mask on screen differs from the file on disk, and what Next does."""
+        from napari_nevseg.widgets._edit_status import edit_status
+
+        self.edit_label.setText(edit_status(self.controller, self.view))
+
     def _update_enabled(self) -> None:
-        has = self.state.project is not None
+        has = self.controller.project is not None
         for button in (self.prev_btn, self.next_btn, self.accept_btn):
             button.setEnabled(has)
 
-    def _on_row_clicked(self, row: int, _col: int) -> None:
-        item = self.table.item(row, 0)
-        if item is not None:
-            self.show_stem(item.text())
+    def _on_row_clicked(self, index) -> None:
+        stem = self.queue.stem_at(index.row())
+        if stem is not None:
+            self.show_stem(stem)
 
     # -- showing one image ------------------------------------------------------------------
     def show_stem(self, stem: str, auto_predict: bool = True) -> None:
@@ -205,7 +190,7 @@ class ReviewPanel(QWidget):
 
         from napari_nevseg.core.errors import NevsegError
 
-        project = self.state.project
+        project = self.controller.project
         if project is None or stem not in project.records:
             return
         self.save_current_edits()
@@ -218,67 +203,53 @@ class ReviewPanel(QWidget):
             show_error(f"{exc} (skipping {stem})")
             return
         self._put_layers(stem, image, mask)
-        self.state.current_stem = stem
-        self.state.current_changed.emit(stem)
-        self.refresh_table()
-        if auto_predict and mask is None and self.predict_panel is not None and self.state.session is not None and not self.state.is_busy("predict"):
-            self.predict_panel.predict_layers([self.state.image_layer])
+        self.controller.set_current(stem)
+        if auto_predict and mask is None and self.controller.session is not None and not self.controller.is_busy("predict"):
+            self.controller.events.predict_requested.emit("current")
 
     def _put_layers(self, stem: str, image: np.ndarray, mask: np.ndarray | None) -> None:
-        viewer = self.state.viewer
-        old_image, old_mask = self.state.image_layer, self.state.mask_layer
+        view, viewer = self.view, self.view.viewer
+        old_image, old_mask = view.image_layer, view.mask_layer
         reset = True
-        if self.state.layer_in_viewer(old_image):
+        if view.layer_in_viewer(old_image):
             reset = old_image.data.shape != image.shape
             old_image.data = image
             old_image.name = stem
             image_layer = old_image
         else:
             image_layer = viewer.add_image(image, name=stem, rgb=True)
-        like = old_mask if self.state.layer_in_viewer(old_mask) else None
+        image_layer.metadata[PROJECT_KEY] = str(self.controller.project.root)
+        like = old_mask if view.layer_in_viewer(old_mask) else None
         shown = mask if mask is not None else np.zeros(image.shape[:2], bool)
         mask_layer = add_mask_layer(viewer, shown, f"{stem} mask", like=like)
         if like is not None:
             mode = like.mode
+            like.events.paint.disconnect(self._on_paint)
             viewer.layers.remove(like)
             mask_layer.mode = mode
-        self.state.image_layer, self.state.mask_layer = image_layer, mask_layer
-        self.state.tie(image_layer, mask_layer)
-        self.state.baseline = shown.copy()
+        view.image_layer, view.mask_layer = image_layer, mask_layer
+        view.tie(image_layer, mask_layer)
+        view.baseline = shown.copy()
         viewer.layers.selection.active = mask_layer
         if reset:
             viewer.reset_view()
         mask_layer.events.paint.connect(self._on_paint)
-        self.state.mask_edited.emit()
+        view.mask_edited.emit()
 
     def _on_paint(self, _event=None) -> None:
-        self.state.mask_edited.emit()
+        self.view.mask_edited.emit()
 
-    def prediction_shown(self, result: Predicted) -> None:
-        """A prediction for the image on screen arrived (from either predict path)."""
-        from napari.layers import Image
-
-        project, stem = self.state.project, self.state.current_stem
-        if project is None or stem is None:
-            return
-        if isinstance(result.key, Image):
-            project.record_prediction(stem, result.mask, result.version, result.uncertainty)
-            self.state.baseline = result.mask.copy()
-            self.state.records_changed.emit()
-            return
-        if not self.state.is_dirty() and not project.records[stem].status.reviewed:
-            from napari_nevseg.widgets._layers import apply_mask_undoable
-
-            if self.state.layer_in_viewer(self.state.mask_layer):
-                apply_mask_undoable(self.state.mask_layer, result.mask)
-                self.state.baseline = result.mask.copy()
-                self.state.mask_edited.emit()
+    def teardown(self) -> None:
+        """Let go of the viewer's layers, which outlive a closed dock."""
+        self._edit_timer.stop()
+        if self.view.mask_layer is not None:
+            self.view.mask_layer.events.paint.disconnect(self._on_paint)
 
     # -- review actions --------------------------------------------------------------------
     def save_current_edits(self) -> bool:
         """Write the mask on screen if it was edited (status *corrected*); True if written."""
-        project, stem = self.state.project, self.state.current_stem
-        if project is None or stem is None or not self.state.is_dirty():
+        stem = self.controller.current_stem
+        if self.controller.project is None or stem is None or not self.view.is_dirty():
             return False
         return self._write(stem)
 
@@ -287,37 +258,42 @@ class ReviewPanel(QWidget):
 
         from napari_nevseg.core.errors import NevsegError
 
-        mask = self.state.current_mask()
+        mask = self.view.current_mask()
         try:
-            self.state.project.review(stem, mask)
+            self.controller.review(stem, mask)
         except NevsegError as exc:
             show_error(f"{exc}; the mask is still on screen, nothing was lost")
             return False
-        self.state.baseline = mask.copy()
-        self.state.records_changed.emit()
+        self.view.baseline = mask.copy()
+        self._update_edit_label()
         return True
 
     def accept_current(self) -> None:
-        """Save the mask on screen as reviewed (accepted or corrected), then go to the next."""
-        from napari.utils.notifications import show_warning
+        """Save the mask on screen as reviewed, then go to the next image not reviewed yet."""
+        from napari.utils.notifications import show_info, show_warning
 
-        project, stem = self.state.project, self.state.current_stem
-        if project is None or stem is None:
+        stem = self.controller.current_stem
+        if self.controller.project is None or stem is None:
             show_warning("open a project folder first (the queue is empty)")
             return
-        if self.state.current_mask() is None:
+        if self.view.current_mask() is None:
             show_warning("the mask layer of this image was deleted; go to another image and back")
             return
-        if self._write(stem):
-            self.next_image()
+        if not self._write(stem):
+            return
+        following = self.controller.next_unreviewed(self.queue.order, stem)
+        if following is None:
+            show_info("every image of the project is reviewed")
+            return
+        self.show_stem(following)
 
     def _step(self, delta: int) -> None:
-        order = self.order()
-        if not order:
+        total = self.queue.rowCount()
+        if not total:
             return
-        stem = self.state.current_stem
-        index = order.index(stem) if stem in order else -1
-        self.show_stem(order[(index + delta) % len(order)])
+        row = self.queue.row_of(self.controller.current_stem)
+        row = -1 if row is None else row
+        self.show_stem(self.queue.stem_at((row + delta) % total))
 
     def next_image(self) -> None:
         self._step(+1)

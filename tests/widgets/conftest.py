@@ -31,7 +31,7 @@ def widget(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     w = NevsegWidget(viewer)
     viewer.window.add_dock_widget(w, name="NevSeg", area="right")
-    qtbot.waitUntil(lambda: w.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: w.controller.session is not None, timeout=LONG)
     yield w
     wait_idle(qtbot, w)
     w.teardown()
@@ -54,7 +54,21 @@ def notifications():
 
 def wait_idle(qtbot, w, timeout: int = LONG) -> None:
     """Let every worker of the widget finish (tests must not end with a thread running)."""
-    qtbot.waitUntil(lambda: not w.state.is_busy() and not w._workers, timeout=timeout)
+    qtbot.waitUntil(lambda: not w.controller.is_busy() and not w.controller.workers, timeout=timeout)
+
+
+def press(qtbot, target, key: str) -> None:
+    """Type ``key`` (e.g. ``"Shift+N"``) with the focus on ``target``, as a person would: the
+    window is activated so that Qt's window shortcuts see the key."""
+    from qtpy.QtGui import QKeySequence
+
+    window = target.window()
+    window.show()
+    window.activateWindow()
+    target.setFocus()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
+    combo = QKeySequence(key)[0]
+    qtbot.keyClick(target, combo.key(), combo.keyboardModifiers())
 
 
 def correct_with_reference(w, stem: str) -> None:
@@ -63,5 +77,5 @@ def correct_with_reference(w, stem: str) -> None:
     from napari_nevseg.widgets._layers import apply_mask_undoable
 
     w.review.show_stem(stem)
-    apply_mask_undoable(w.state.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
+    apply_mask_undoable(w.view.mask_layer, read_mask(SAMPLES / "masks" / f"{stem}.png"))
     w.review.accept_current()

@@ -20,23 +20,23 @@ def _review_three(widget, project_dir, qtbot) -> None:
 @pytest.mark.slow
 def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbot):
     _review_three(widget, project_dir, qtbot)
-    project = widget.state.project
+    project = widget.controller.project
     assert sorted(project.training_stems()) == ["IMD003", "IMD008", "IMD085"]
     assert project.records["IMD405"].model_version == "default"
 
     widget.finetune.epochs.setValue(3)
     widget.finetune.patience.setValue(3)
     widget.finetune.start()
-    assert widget.state.is_busy("train")
+    assert widget.controller.is_busy("train")
     assert not widget.finetune.start_btn.isEnabled() and widget.finetune.cancel_btn.isEnabled()
     assert not widget.models.use_btn.isEnabled()
     qtbot.waitUntil(lambda: len(widget.finetune.plot.losses) > 0, timeout=LONG)
     wait_idle(qtbot, widget, timeout=4 * LONG)
 
     # a new version, active, with its metadata and round record
-    registry = widget.state.registry
+    registry = widget.controller.registry
     assert registry.versions() == ["default", "v1"]
-    assert registry.active == "v1" and widget.state.session.version == "v1"
+    assert registry.active == "v1" and widget.controller.session.version == "v1"
     entry = registry.entry("v1")
     assert entry["parent"] == "default"
     assert len(entry["val_images"]) == 1 and len(entry["train_images"]) == 2
@@ -64,14 +64,14 @@ def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbo
 @pytest.mark.slow
 def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
     _review_three(widget, project_dir, qtbot)
-    before = widget.state.session
+    before = widget.controller.session
     widget.finetune.epochs.setValue(200)
     widget.finetune.start()
     qtbot.waitUntil(lambda: len(widget.finetune.plot.losses) >= 1, timeout=LONG)
     widget.finetune.cancel()
     wait_idle(qtbot, widget, timeout=LONG)
-    assert widget.state.session is before and before.version == "default"
-    assert widget.state.registry.versions() == ["default"]
+    assert widget.controller.session is before and before.version == "default"
+    assert widget.controller.registry.versions() == ["default"]
     assert "cancelled" in widget.finetune.progress_label.text()
     assert widget.finetune.start_btn.isEnabled()
 
@@ -79,29 +79,29 @@ def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
 @pytest.mark.slow
 def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
     _review_three(widget, project_dir, qtbot)
-    assert widget.state.session.predictor.tta == 4  # the shipped model: four flips at test time
+    assert widget.controller.session.predictor.tta == 4  # the shipped model: four flips at test time
     widget.finetune.epochs.setValue(1)
     widget.finetune.upright.setChecked(True)  # "objects have an up": no rotations, no upside-down
     widget.finetune.start()
     wait_idle(qtbot, widget, timeout=4 * LONG)
-    pool = list(widget.state.project.validation)
-    assert len(pool) == 1 and widget.state.session.version == "v1"
-    assert widget.state.session.predictor.tta == 2
-    assert widget.state.session.meta["training"]["config"]["augment"]["rotate"] is False
+    pool = list(widget.controller.project.validation)
+    assert len(pool) == 1 and widget.controller.session.version == "v1"
+    assert widget.controller.session.predictor.tta == 2
+    assert widget.controller.session.meta["training"]["config"]["augment"]["rotate"] is False
     assert widget.finetune.upright.isChecked()  # the next fine-tune of v1 stays upright
     # roll back from the drop-down
     widget.models.combo.setCurrentText("default")
     widget.models.use_version("default")
     wait_idle(qtbot, widget)
-    assert widget.state.session.version == "default"
-    assert widget.state.registry.active == "default"
+    assert widget.controller.session.version == "default"
+    assert widget.controller.registry.active == "default"
     assert not widget.finetune.upright.isChecked()  # the lesion model was trained with rotations
     # one more reviewed image, a second round: the old pool is kept, nothing reshuffled
     correct_with_reference(widget, "IMD405")
     widget.finetune.start()
     wait_idle(qtbot, widget, timeout=4 * LONG)
-    assert widget.state.project.validation[: len(pool)] == pool
-    entry = widget.state.registry.entry("v2")
+    assert widget.controller.project.validation[: len(pool)] == pool
+    entry = widget.controller.registry.entry("v2")
     assert entry["parent"] == "default"
     assert set(pool) <= set(entry["val_images"])
     assert not set(entry["val_images"]) & set(entry["train_images"])
@@ -133,8 +133,8 @@ def test_model_import_refuses_a_pickle_and_export_round_trips(widget, project_di
     version = widget.models.import_file(out)
     assert version == "v1"
     wait_idle(qtbot, widget)
-    assert widget.state.session.version == "v1"
-    assert np.isfinite(widget.state.session.predict(np.zeros((40, 50, 3), np.uint8)).uncertainty)
+    assert widget.controller.session.version == "v1"
+    assert np.isfinite(widget.controller.session.predict(np.zeros((40, 50, 3), np.uint8)).uncertainty)
 
 
 def test_training_imports_are_warmed_after_the_model_loads(widget, qtbot):
@@ -142,7 +142,7 @@ def test_training_imports_are_warmed_after_the_model_loads(widget, qtbot):
     the fine-tune worker where they stalled the viewer."""
     from napari_nevseg.widgets._workers import TRAINING_WARM
 
-    qtbot.waitUntil(lambda: widget.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: widget.controller.session is not None, timeout=LONG)
     qtbot.waitUntil(TRAINING_WARM.is_set, timeout=LONG)
 
 

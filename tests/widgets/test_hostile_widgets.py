@@ -16,10 +16,10 @@ def test_broken_files_in_a_project(widget, project_dir, qtbot, notifications):
     widget.review.show_stem("truncated")
     messages = " | ".join(notifications)
     assert "truncated.png could not be decoded" in messages and "notes.png is not an image" in messages
-    records = widget.state.project.records
+    records = widget.controller.project.records
     assert {records[s].status.value for s in ("IMD003", "IMD008", "IMD085", "IMD405")} == {"predicted"}
     assert records["truncated"].status.value == "unreviewed"
-    assert widget.state.current_stem != "truncated"  # the bad image was skipped, not shown
+    assert widget.controller.current_stem != "truncated"  # the bad image was skipped, not shown
 
 
 def test_grey_16bit_layer_is_predicted(widget, qtbot):
@@ -36,4 +36,4 @@ def test_a_stack_layer_gets_a_clear_message(widget, notifications):
     widget.viewer.layers.selection.active = layer
     widget.predict.predict_selected()
     assert any("stack of 3 planes" in message for message in notifications)
-    assert not widget.state.is_busy("predict")
+    assert not widget.controller.is_busy("predict")

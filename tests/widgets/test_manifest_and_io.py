@@ -35,9 +35,9 @@ def test_widget_opens_from_the_plugins_menu_and_loads_the_model(make_napari_view
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-nevseg", "Lesion review and fine-tuning")
     assert "loading" in widget.status_label.text()
-    qtbot.waitUntil(lambda: widget.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: widget.controller.session is not None, timeout=LONG)
     qtbot.waitUntil(lambda: "default" in widget.status_label.text(), timeout=LONG)
-    qtbot.waitUntil(lambda: not widget._workers, timeout=LONG)
+    qtbot.waitUntil(lambda: not widget.controller.workers, timeout=LONG)
     widget.teardown()
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from napari_nevseg.core.image_io import read_mask
-from tests.widgets.conftest import LONG, wait_idle
+from tests.widgets.conftest import LONG, press, wait_idle
 
 
 def test_open_project_predicts_every_image_and_shows_the_first(widget, project_dir, qtbot):
     assert widget.open_project(project_dir)
     wait_idle(qtbot, widget)
-    project = widget.state.project
+    project = widget.controller.project
     assert project.counts()["predicted"] == 4
     for stem, record in project.records.items():
         assert record.model_version == "default"
@@ -24,20 +24,20 @@ def test_open_project_predicts_every_image_and_shows_the_first(widget, project_d
     state = json.loads((project_dir / "nevseg" / "state.json").read_text())
     assert {r["status"] for r in state["images"]} == {"predicted"}
     # the image on screen has its prediction in a Labels layer of the same size
-    stem = widget.state.current_stem
-    mask = widget.state.mask_layer.data
-    assert mask.shape == widget.state.image_layer.data.shape[:2]
+    stem = widget.controller.current_stem
+    mask = widget.view.mask_layer.data
+    assert mask.shape == widget.view.image_layer.data.shape[:2]
     assert np.array_equal(mask > 0, project.read_prediction(stem))
     assert 0.02 < (mask > 0).mean() < 0.9
-    assert widget.review.table.rowCount() == 4
-    assert stem in widget.review.progress_label.text()
+    assert widget.review.queue.rowCount() == 4
+    assert stem in widget.review.edit_label.text()
 
 
 def test_paint_accept_writes_mask_and_state_and_reopen_restores(widget, project_dir, qtbot, make_napari_viewer):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
-    first = widget.state.current_stem
-    layer = widget.state.mask_layer
+    first = widget.controller.current_stem
+    layer = widget.view.mask_layer
     before = layer.data.copy()
     layer.brush_size = 30
     layer.selected_label = 1
@@ -47,20 +47,20 @@ def test_paint_accept_writes_mask_and_state_and_reopen_restores(widget, project_
     # written at once, full size, 0/255, with the painted stroke
     written = read_mask(project_dir / "masks" / f"{first}.png")
     assert written.shape == before.shape and written[20, 20]
-    record = widget.state.project.records[first]
+    record = widget.controller.project.records[first]
     assert record.status.value == "corrected"
     assert 0.9 < record.dice_prediction_vs_final < 1.0
-    assert widget.state.current_stem != first  # accept moved on
+    assert widget.controller.current_stem != first  # accept moved on
     # accept the next one unchanged: status accepted, Dice 1
-    second = widget.state.current_stem
+    second = widget.controller.current_stem
     widget.review.accept_current()
-    assert widget.state.project.records[second].status.value == "accepted"
-    assert widget.state.project.records[second].dice_prediction_vs_final == 1.0
+    assert widget.controller.project.records[second].status.value == "accepted"
+    assert widget.controller.project.records[second].dice_prediction_vs_final == 1.0
     # edits in progress are saved when moving to another image
-    third = widget.state.current_stem
-    widget.state.mask_layer.paint((30, 30), 1)
+    third = widget.controller.current_stem
+    widget.view.mask_layer.paint((30, 30), 1)
     widget.review.next_image()
-    assert widget.state.project.records[third].status.value == "corrected"
+    assert widget.controller.project.records[third].status.value == "corrected"
     assert read_mask(project_dir / "masks" / f"{third}.png")[30, 30]
 
     # a fresh viewer and widget on the same folder sees the same statuses
@@ -68,54 +68,48 @@ def test_paint_accept_writes_mask_and_state_and_reopen_restores(widget, project_
 
     viewer2 = make_napari_viewer()
     w2 = NevsegWidget(viewer2)
-    qtbot.waitUntil(lambda: w2.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: w2.controller.session is not None, timeout=LONG)
     w2.open_project(project_dir)
     wait_idle(qtbot, w2)
-    statuses = {s: r.status.value for s, r in w2.state.project.records.items()}
+    statuses = {s: r.status.value for s, r in w2.controller.project.records.items()}
     assert statuses[first] == "corrected" and statuses[second] == "accepted" and statuses[third] == "corrected"
     w2.review.show_stem(first)
-    assert w2.state.mask_layer.data[20, 20] == 1
+    assert w2.view.mask_layer.data[20, 20] == 1
     w2.teardown()
-
-
-def _press(viewer, key: str) -> None:
-    from app_model.types import KeyBinding
-
-    viewer.keymap[KeyBinding.from_str(key)](viewer)
 
 
 def test_keys_navigate_and_accept(widget, project_dir, qtbot):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
-    viewer = widget.viewer
-    order = widget.review.order()
-    assert widget.state.current_stem == order[0]
-    _press(viewer, "N")
-    assert widget.state.current_stem == order[1]
-    _press(viewer, "Shift+N")
-    assert widget.state.current_stem == order[0]
-    _press(viewer, "PageDown")
-    assert widget.state.current_stem == order[1]
-    _press(viewer, "PageUp")
-    _press(viewer, "Y")
-    assert widget.state.project.records[order[0]].status.value == "accepted"
-    assert widget.state.current_stem == order[1]
+    canvas = widget.viewer.window._qt_viewer.canvas.native
+    order = widget.review.queue.order
+    assert widget.controller.current_stem == order[0]
+    press(qtbot, canvas, "N")
+    assert widget.controller.current_stem == order[1]
+    press(qtbot, canvas, "Shift+N")
+    assert widget.controller.current_stem == order[0]
+    press(qtbot, canvas, "PgDown")
+    assert widget.controller.current_stem == order[1]
+    press(qtbot, canvas, "PgUp")
+    press(qtbot, canvas, "Y")
+    assert widget.controller.project.records[order[0]].status.value == "accepted"
+    assert widget.controller.current_stem == order[1]
 
 
 def test_uncertainty_order_puts_least_certain_unreviewed_first(widget, project_dir, qtbot):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     widget.review.sort_combo.setCurrentText("uncertainty (least certain first)")
-    order = widget.review.order()
-    values = [widget.state.project.records[s].uncertainty for s in order]
+    order = widget.review.queue.order
+    values = [widget.controller.project.records[s].uncertainty for s in order]
     assert values == sorted(values, reverse=True)
-    assert widget.review.table.item(0, 0).text() == order[0]
+    assert widget.review.queue.stem_at(0) == order[0]
 
 
 def test_cleanup_is_undoable(widget, project_dir, qtbot):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
-    layer = widget.state.mask_layer
+    layer = widget.view.mask_layer
     layer.brush_size = 10
     layer.paint((15, 15), 1)  # a separate speck
     with_speck = layer.data.copy()
@@ -165,12 +159,12 @@ def test_measurements_follow_edits_and_export_csv(widget, project_dir, qtbot, tm
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     values = widget.measure.update_measurements()
-    assert values["area_px"] == (widget.state.mask_layer.data > 0).sum()
+    assert values["area_px"] == (widget.view.mask_layer.data > 0).sum()
     widget.measure.pixel_size.setValue(0.01)
     values = widget.measure.update_measurements()
     assert values["area_mm2"] == pytest.approx(values["area_px"] * 1e-4)
     assert "mm" in widget.measure.values["max diameter"].text()
-    widget.state.mask_layer.paint((40, 40), 1)
+    widget.view.mask_layer.paint((40, 40), 1)
     qtbot.waitUntil(lambda: widget.measure.values["area"].text().split()[0] != f"{values['area_px']:.4g}", timeout=5000)
     widget.review.accept_current()
     out = widget.measure.export_csv(tmp_path / "m.csv")
@@ -197,4 +191,4 @@ def test_bad_input_gives_a_notification_not_a_traceback(widget, tmp_path, case, 
         widget.predict.predict_selected()
         expected = "not an image layer"
     assert any(expected in message for message in notifications), notifications
-    assert widget.state.session is not None
+    assert widget.controller.session is not None

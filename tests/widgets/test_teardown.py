@@ -19,10 +19,10 @@ def test_predict_while_finetuning(widget, project_dir, qtbot):
     widget.viewer.open_sample("napari-nevseg", "IMD405")
     widget.viewer.layers.selection.active = widget.viewer.layers["IMD405"]
     widget.predict.predict_selected()
-    assert widget.state.is_busy("train") and widget.state.is_busy("predict")
+    assert widget.controller.is_busy("train") and widget.controller.is_busy("predict")
     wait_idle(qtbot, widget, timeout=4 * LONG)
     assert "IMD405 mask" in widget.viewer.layers
-    assert widget.state.registry.versions() == ["default", "v1"]
+    assert widget.controller.registry.versions() == ["default", "v1"]
 
 
 def test_deleting_the_target_layer_while_predicting(widget, qtbot):
@@ -38,11 +38,11 @@ def test_deleting_the_target_layer_while_predicting(widget, qtbot):
 def test_deleting_the_project_mask_layer_then_accepting(widget, project_dir, qtbot, notifications):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
-    widget.viewer.layers.remove(widget.state.mask_layer)
+    widget.viewer.layers.remove(widget.view.mask_layer)
     widget.review.accept_current()
     assert any("deleted" in message for message in notifications)
     widget.review.next_image()  # shows the next image with a fresh mask layer
-    assert widget.state.layer_in_viewer(widget.state.mask_layer)
+    assert widget.view.layer_in_viewer(widget.view.mask_layer)
 
 
 @pytest.mark.slow
@@ -52,9 +52,9 @@ def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, pr
     viewer = make_napari_viewer()
     w = NevsegWidget(viewer)
     dock = viewer.window.add_dock_widget(w, name="NevSeg")
-    qtbot.waitUntil(lambda: w.state.session is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: w.controller.session is not None, timeout=LONG)
     w.open_project(project_dir)
-    qtbot.waitUntil(lambda: not w.state.is_busy(), timeout=LONG)
+    qtbot.waitUntil(lambda: not w.controller.is_busy(), timeout=LONG)
     for stem in ("IMD003", "IMD008"):
         correct_with_reference(w, stem)
     w.finetune.epochs.setValue(300)
@@ -64,7 +64,7 @@ def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, pr
     viewer.window.remove_dock_widget(dock)
     w.teardown()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=LONG)
-    assert w.state.registry.versions() == ["default"]
+    assert w.controller.registry.versions() == ["default"]
 
 
 def test_two_viewers_each_with_a_widget(make_napari_viewer, qtbot):
@@ -77,9 +77,9 @@ def test_two_viewers_each_with_a_widget(make_napari_viewer, qtbot):
         viewer.window.add_dock_widget(w, name="NevSeg")
         widgets.append(w)
     for w in widgets:
-        qtbot.waitUntil(lambda w=w: w.state.session is not None and not w._workers, timeout=LONG)
-    assert widgets[0].state is not widgets[1].state
-    assert widgets[0].state.session is not widgets[1].state.session
+        qtbot.waitUntil(lambda w=w: w.controller.session is not None and not w.controller.workers, timeout=LONG)
+    assert widgets[0].controller is not widgets[1].controller
+    assert widgets[0].controller.session is not widgets[1].controller.session
     for w in widgets:
         w.viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="blank", rgb=True)
         w.predict.predict_all_open()

@@ -1,0 +1,91 @@
+"""Start napari workers that the controller tracks, and stop *and join* them when the dock goes.
+
+Joining matters: a worker still running when Python shuts down emits into Qt objects already
+deleted (``wrapped C/C++ object ... has been deleted``) or imports torch modules half torn down,
+and the process aborts. A generator worker stops at its next ``yield``; a function worker (model
+load, training warm-up) cannot be interrupted, so teardown waits for it. The wait is on each
+worker's own "left the function" event, set in the worker thread: queued signals cannot be
+delivered to a GUI thread that is waiting.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari_nevseg.widgets.controller import ReviewController
+
+#: how long teardown waits for the workers of one dock (a model load on 2 busy cores)
+JOIN_TIMEOUT_S = 90.0
+
+
+def _marking(func: Callable, done: threading.Event) -> Callable:
+    """``func`` that sets ``done`` when it returns or raises (a generator stays a generator,
+    so napari still makes a stoppable GeneratorWorker of it)."""
+    if inspect.isgeneratorfunction(func):
+        @functools.wraps(func)
+        def generator(*args, **kwargs):
+            try:
+                return (yield from func(*args, **kwargs))
+            finally:
+                done.set()
+
+        return generator
+
+    @functools.wraps(func)
+    def function(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            done.set()
+
+    return function
+
+
+def start_worker(controller: ReviewController, func: Callable, *args: Any, _progress: dict | None = None,
+                 **slots: Callable) -> Any:
+    """``create_worker(func, *args)`` with ``slots`` connected (``yielded=``, ``returned=``...),
+    tracked by the controller until it finishes, then started."""
+    from napari.qt.threading import create_worker
+
+    done = threading.Event()
+    job = _marking(func, done)
+    worker = create_worker(job, *args, _progress=_progress) if _progress else create_worker(job, *args)
+    worker.nevseg_done = done
+    worker.nevseg_slots = [(getattr(worker, name), slot) for name, slot in slots.items()]
+    for signal, slot in worker.nevseg_slots:
+        signal.connect(slot)
+    worker.finished.connect(lambda: controller.untrack(worker))
+    controller.track(worker)
+    worker.start()
+    return worker
+
+
+def stop_and_join(controller: ReviewController, timeout_s: float = JOIN_TIMEOUT_S) -> bool:
+    """Ask every tracked worker to stop, disconnect the dock's slots from it, and wait until its
+    thread has left the work; True when all did within the timeout."""
+    workers = controller.workers
+    for worker in workers:
+        worker.quit()
+        for signal, slot in getattr(worker, "nevseg_slots", ()):
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):  # already disconnected, or the Qt side is gone
+                pass
+    deadline = time.monotonic() + timeout_s
+    joined = all(w.nevseg_done.wait(max(0.0, deadline - time.monotonic())) for w in workers)
+    for worker in workers:
+        controller.untrack(worker)
+    return joined
+
+
+def join_thread_pool(timeout_ms: int = 5000) -> bool:
+    """At application exit: let every pooled thread leave ``run()`` (its last emits included)."""
+    from qtpy.QtCore import QThreadPool
+
+    return bool(QThreadPool.globalInstance().waitForDone(timeout_ms))

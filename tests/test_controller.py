@@ -1,0 +1,89 @@
+"""The dock's controller without Qt or napari: opening a project, counts kept in step, the
+queue order, the review position, events; it must import no GUI module."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_nevseg.widgets.controller import SORT_MODES, ReviewController
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+GUI = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt", "vispy")
+
+
+def test_controller_imports_no_gui_module():
+    probe = ("import sys, napari_nevseg.widgets.controller as c\nc.ReviewController()\n"
+             "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = {m.split(".")[0] for m in out.stdout.split()}
+    assert not loaded & set(GUI), sorted(loaded & set(GUI))
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> ReviewController:
+    root = tmp_path / "project"
+    (root / "images").mkdir(parents=True)
+    for image in sorted((SAMPLES / "images").glob("*.png")):
+        shutil.copy(image, root / "images" / image.name)
+    ctl = ReviewController()
+    ctl.open_project(root)
+    return ctl
+
+
+def _predict(ctl: ReviewController, stem: str, uncertainty: float) -> None:
+    from napari_nevseg.widgets._project_io import write_prediction_file
+
+    shape = ctl.project.image_shape(stem)
+    write_prediction_file(ctl.project, stem, np.ones(shape, bool))
+    ctl.commit_prediction(stem, "default", uncertainty)
+
+
+def test_counts_follow_predictions_and_reviews_and_events_name_the_row(controller):
+    seen: list[str] = []
+    reviewed: list[str] = []
+    controller.events.record_changed.connect(seen.append)
+    controller.events.reviewed.connect(reviewed.append)
+    assert controller.counts["unreviewed"] == 4
+    _predict(controller, "IMD003", 0.2)
+    assert controller.counts["unreviewed"] == 3 and controller.counts["predicted"] == 1
+    controller.review("IMD003", np.ones(controller.project.image_shape("IMD003"), bool))
+    assert controller.counts["accepted"] == 1 and controller.counts["predicted"] == 0
+    assert controller.reviewed_count() == 1
+    assert seen == ["IMD003", "IMD003"] and reviewed == ["IMD003"]
+    assert +controller.counts == {k: v for k, v in controller.project.counts().items() if v}
+
+
+def test_uncertainty_order_and_the_next_unreviewed_image(controller):
+    for stem, u in (("IMD003", 0.1), ("IMD008", 0.4), ("IMD085", 0.3), ("IMD405", 0.2)):
+        _predict(controller, stem, u)
+    controller.set_sort_mode(SORT_MODES[1])
+    order = controller.order()
+    assert order == ["IMD008", "IMD085", "IMD405", "IMD003"]
+    controller.review("IMD003", np.ones(controller.project.image_shape("IMD003"), bool))
+    controller.review("IMD008", np.ones(controller.project.image_shape("IMD008"), bool))
+    # the order shown is kept while reviewing; the next unreviewed after the top row is row 2
+    assert controller.next_unreviewed(order, "IMD008") == "IMD085"
+    assert controller.next_unreviewed(order, "IMD003") == "IMD085"  # wraps past reviewed rows
+    for stem in ("IMD085", "IMD405"):
+        controller.review(stem, np.ones(controller.project.image_shape(stem), bool))
+    assert controller.next_unreviewed(order, "IMD405") is None
+
+
+def test_opening_asks_for_predictions_once_a_model_is_there(tmp_path, controller):
+    asked: list[str] = []
+    controller.events.predict_requested.connect(asked.append)
+    controller.open_project(controller.project.root)
+    assert asked == []  # no model yet
+
+    class FakeSession:
+        version = "default"
+
+    controller.set_session(FakeSession())
+    assert asked == ["project"]
