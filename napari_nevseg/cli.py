@@ -62,6 +62,9 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--hairs", type=int, default=0, help="hair-like strokes drawn per training image")
+    p.add_argument("--clicks", action="store_true",
+                   help="train a click model (simulated clicks; from scratch). Fine-tuning a click model always does")
+    p.add_argument("--click-radius", type=float, default=5.0, help="with --clicks: disk radius in working pixels")
     p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
                    help="write the run's state to OUT.resume every N epochs (removed when the model is written)")
     p.add_argument("--resume", action="store_true",
@@ -85,6 +88,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--no-cleanup", action="store_true")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--clicks", type=int, default=None, metavar="N",
+                   help="click protocol: a simulated annotator corrects each automatic mask with up to N clicks "
+                   "(NoC@85, NoC@90, failure rate, IoU after 1/3/5 clicks, ms per click, by lesion size); "
+                   "needs --images, --model defaults to 'default'")
+    p.add_argument("--brush", action="store_true",
+                   help="with --clicks: also the painting baseline (a disk of radius diag/64 per click), side by side")
 
 
 def build_parser() -> argparse.ArgumentParser:

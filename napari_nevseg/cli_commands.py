@@ -89,6 +89,19 @@ def _report_progress(gen, checkpoint_path):
         raise
 
 
+def _click_training(args: argparse.Namespace, init):
+    """``--clicks``: simulate clicks from scratch (a click model's fine-tune does anyway)."""
+    if not args.clicks:
+        return None
+    from napari_nevseg.core.clicks import ClickSettings
+    from napari_nevseg.core.training import ClickTraining
+
+    if init is not None and ClickSettings.from_meta(init[1]) is None:
+        raise NevsegError("--clicks trains a click model from scratch: add --init none "
+                          f"(the starting model {args.init} takes no clicks)")
+    return ClickTraining(radius=args.click_radius)
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -118,6 +131,7 @@ def run_train(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         augment=AugmentConfig(hairs=args.hairs),
+        clicks=_click_training(args, init),
     )
     by_stem = {p.stem: p for p in pairs}
     print(f"loading {len(pairs)} pairs: {len(train_stems)} train, {len(val_stems)} validation, "
@@ -166,6 +180,12 @@ def _print_scores(per_image, groups, as_json: bool) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.clicks is not None:
+        from napari_nevseg.cli_clicks import run_click_evaluate
+
+        return run_click_evaluate(args)
+    if args.brush:
+        raise NevsegError("--brush is the baseline of the click protocol: give --clicks N too")
     from napari_nevseg.core.data import find_pairs, read_strata
     from napari_nevseg.core.image_io import read_image, read_mask
     from napari_nevseg.core.metrics import score

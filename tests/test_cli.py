@@ -305,3 +305,18 @@ def test_train_resume_without_checkpoint(pairs_dir, tmp_path, capsys):
                  "--out", str(tmp_path / "m.safetensors"), "--init", "none", "--resume"])
     assert code == 2
     assert "no training checkpoint" in _stderr_line(capsys)
+
+
+def test_train_a_click_model(pairs_dir, tmp_path, capsys, tiny_model_file):
+    from napari_nevseg.core.session import ModelSession
+
+    out = tmp_path / "click.safetensors"
+    base = ["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"), "--out", str(out),
+            "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--clicks"]
+    assert main([*base, "--init", "none", "--arch", "unet", "--width", "4", "--depth", "2", "--work-size", "48x32",
+                 "--click-radius", "3"]) == 0
+    session = ModelSession.load(out, "cpu")
+    assert session.supports_clicks and session.meta["clicks"]["radius"] == 3
+    capsys.readouterr()
+    assert main([*base, "--init", str(tiny_model_file)]) == 2
+    assert "--init none" in _stderr_line(capsys)
