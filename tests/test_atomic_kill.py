@@ -1,4 +1,6 @@
-"""Crash safety: a writer killed at random moments never leaves a half-written file."""
+"""Crash safety: a writer killed at random moments never leaves a half-written file, and the
+project database it was accepting masks into reopens consistent: every committed row's mask file
+exists and holds what the row says."""
 
 from __future__ import annotations
 
@@ -49,6 +51,22 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert os.listdir(tmp_path) == ["f.bin"]
 
 
+def _check_consistent(project, masks) -> None:
+    from napari_nevseg.core.history import file_stamp
+
+    conn = project.store.conn
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    mask = project.read_mask("case0")
+    assert mask is not None and project.records["case0"].status.reviewed
+    assert np.array_equal(mask, masks[0]) or np.array_equal(mask, masks[1])
+    row_stamp = conn.execute("SELECT mask_stamp FROM images WHERE stem = 'case0'").fetchone()[0]
+    assert row_stamp == file_stamp(project.mask_path("case0"))  # the row knows the file on disk
+    versions = project.history("case0")
+    assert all(v.path.is_file() for v in versions)  # no committed version without its file
+    if project.audit("case0")[-1]["action"] != "mask newer than its record":  # killed between file and row
+        assert versions[0].path.read_bytes() == project.mask_path("case0").read_bytes()
+
+
 @pytest.mark.slow
 def test_sigkill_never_leaves_a_partial_file(tmp_path, project_dir):
     from napari_nevseg.core.project import Project
@@ -65,7 +83,7 @@ def test_sigkill_never_leaves_a_partial_file(tmp_path, project_dir):
     masks[1][:, : w // 3] = True
     np.save(tmp_path / "m0.npy", masks[0])
     np.save(tmp_path / "m1.npy", masks[1])
-    Project.open(project_dir)  # the state exists before the writer starts
+    Project.open(project_dir).close()  # the state exists before the writer starts
     target = tmp_path / "target.bin"
     atomic_write_bytes(target, a)
     args = [sys.executable, "-c", WRITER, str(target), str(project_dir), str(tmp_path / "a.bin"),
@@ -86,8 +104,6 @@ def test_sigkill_never_leaves_a_partial_file(tmp_path, project_dir):
         data = target.read_bytes()
         assert data == a or data == b, f"partial file: {len(data)} bytes"
         outcomes.add(data == a)
-        project = Project.open(project_dir)  # the state file is always whole JSON
-        mask = project.read_mask("case0")
-        assert mask is not None
-        assert np.array_equal(mask, masks[0]) or np.array_equal(mask, masks[1])
+        with Project.open(project_dir) as project:
+            _check_consistent(project, masks)
     assert outcomes == {True, False}, "the kills should land at different moments"

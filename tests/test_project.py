@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -24,11 +24,14 @@ def test_open_new_project(project_dir):
     project = Project.open(project_dir)
     assert project.stems == [f"case{i}" for i in range(6)]
     assert all(r.status is Status.UNREVIEWED for r in project.records.values())
-    assert (project_dir / STATE_DIR / "state.json").is_file()
+    assert not (project_dir / STATE_DIR / "state.json").exists()
     assert (project_dir / STATE_DIR / "README.txt").read_text().startswith("napari-nevseg project state")
-    state = json.loads((project_dir / STATE_DIR / "state.json").read_text())
-    assert state["format"] == "napari-nevseg-project" and len(state["images"]) == 6
-    assert project.counts() == {"unreviewed": 6, "predicted": 0, "corrected": 0, "accepted": 0}
+    assert "project.sqlite" in (project_dir / STATE_DIR / "README.txt").read_text()
+    with sqlite3.connect(project_dir / STATE_DIR / "project.sqlite") as conn:
+        rows = conn.execute("SELECT stem, status FROM images ORDER BY stem").fetchall()
+    assert rows == [(f"case{i}", "unreviewed") for i in range(6)]
+    assert project.counts() == {"unreviewed": 6, "predicted": 0, "corrected": 0, "accepted": 0,
+                                "no_lesion": 0, "unusable": 0, "second_opinion": 0}
     assert project.training_stems() == []
 
 
@@ -87,7 +90,7 @@ def test_record_prediction_and_review(project_dir):
     plain = project.review("case0", _mask_like(project, "case0"))
     assert plain.status is Status.CORRECTED and plain.dice_prediction_vs_final is None
 
-    assert project.counts() == {"unreviewed": 3, "predicted": 0, "corrected": 2, "accepted": 1}
+    assert {k: v for k, v in project.counts().items() if v} == {"unreviewed": 3, "corrected": 2, "accepted": 1}
     assert project.correction_dice_by_version() == pytest.approx({"v1": (1.0 + expected) / 2})
 
     # a new prediction does not undo a review
@@ -124,10 +127,16 @@ def test_images_added_and_removed_between_sessions(project_dir):
 
 
 def test_corrupt_state_file(project_dir):
-    Project.open(project_dir)
-    (project_dir / STATE_DIR / "state.json").write_text("{ half written")
+    """A damaged database, or a damaged state.json of an older version, is reported, not replaced."""
+    Project.open(project_dir).close()
+    (project_dir / STATE_DIR / "project.sqlite").write_bytes(b"{ half written" * 100)
     with pytest.raises(NevsegError, match="unreadable.*move it away"):
         Project.open(project_dir)
+    (project_dir / STATE_DIR / "project.sqlite").unlink()
+    (project_dir / STATE_DIR / "state.json").write_text("{ half written")
+    with pytest.raises(NevsegError, match="state.json is unreadable.*move it away"):
+        Project.open(project_dir)
+    assert (project_dir / STATE_DIR / "state.json").read_text() == "{ half written"
 
 
 def _review_all(project, stems):
@@ -208,3 +217,36 @@ def test_review_with_exif_rotated_image(tmp_path):
     assert project.image_shape("rot") == (30, 20)
     project.review("rot", np.ones((30, 20), bool))
     assert project.read_mask("rot", (30, 20)).all()
+
+
+def test_prediction_file_then_commit(project_dir):
+    """The file is written first (a worker can do it); the record changes only on commit."""
+    project = Project.open(project_dir)
+    predicted = _mask_like(project, "case1")
+    path = project.write_prediction_file("case1", predicted)
+    assert path == project.prediction_path("case1") and path.is_file()
+    assert project.records["case1"].status is Status.UNREVIEWED
+    record = project.commit_prediction("case1", "v2", 0.25, model_hash="abc123")
+    assert record is project.records["case1"]
+    assert (record.status, record.model_version, record.model_hash) == (Status.PREDICTED, "v2", "abc123")
+    assert record.uncertainty == pytest.approx(0.25)
+    np.testing.assert_array_equal(project.read_prediction("case1"), predicted)
+    assert Project.open(project_dir).records["case1"].model_hash == "abc123"
+
+
+def test_statuses_a_person_sets(project_dir):
+    project = Project.open(project_dir)
+    assert [s for s in Status if s.reviewed] == [Status.CORRECTED, Status.ACCEPTED, Status.NO_LESION]
+    _review_all(project, ["case0", "case1", "case2"])
+    project.set_status("case1", Status.UNUSABLE)
+    project.set_status("case2", Status.SECOND_OPINION)
+    # kept out of training although their masks are on disk
+    assert project.mask_path("case1").exists() and project.mask_path("case2").exists()
+    assert project.training_stems() == ["case0"]
+    # a later prediction does not undo what a person decided
+    project.record_prediction("case1", _mask_like(project, "case1"), "v1", 0.1)
+    project.record_prediction("case2", _mask_like(project, "case2"), "v1", 0.1)
+    again = Project.open(project_dir)
+    assert again.records["case1"].status is Status.UNUSABLE
+    assert again.records["case2"].status is Status.SECOND_OPINION
+    assert again.training_stems() == ["case0"]

@@ -1,32 +1,58 @@
-"""Adopt a fine-tune result: store it as a new model version and record the round.
+"""Adopting a fine-tune result: a new model version in the registry and a round in the project,
+or a plain refusal that keeps the starting model active.
 
-A domain step, so it lives here (tested without Qt), not in the widget's slot.
+A run that changed no weight (every epoch scored below the start, so training handed back the
+starting weights) is not a new model: adding it would announce an improvement that does not
+exist. ``min_gain`` lets a caller also refuse a run that does not beat its starting model on the
+validation pool by that much.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from napari_nevseg.core.checkpoint import read_metadata, weights_digest
+from napari_nevseg.core.errors import NevsegError
 
 if TYPE_CHECKING:
     from napari_nevseg.core.project import Project
     from napari_nevseg.core.registry import ModelRegistry
     from napari_nevseg.core.training import TrainResult
 
-__all__ = ["Adoption", "adopt_finetune", "round_summary"]
+__all__ = ["Adoption", "AdoptOutcome", "adopt_finetune", "round_summary"]
+
+
+class Adoption(str, Enum):
+    ADOPTED = "adopted"  # a new version, now active
+    UNCHANGED = "unchanged"  # the weights equal the starting model's, bit for bit
+    NOT_BETTER = "not_better"  # validation Dice did not beat the start by ``min_gain``
 
 
 @dataclass(frozen=True)
-class Adoption:
-    """What became of a fine-tune: ``version`` is the new active version, or None when the
-    previous model stays active (``message`` says why, in one line)."""
+class AdoptOutcome:
+    """What became of a fine-tune result; ``message`` is one line for the person."""
 
-    version: str | None
-    message: str
+    kind: Adoption
+    active: str  # the version active afterwards
+    parent: str | None
+    version: str | None = None  # the new version (only when adopted)
+    weights_sha256: str | None = None  # of the result's weights
+    metadata: dict[str, Any] | None = None  # the new version's metadata (to load it in a session)
+    message: str = ""
+
+    @property
+    def adopted(self) -> bool:
+        return self.kind is Adoption.ADOPTED
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def round_summary(result: TrainResult) -> dict[str, Any]:
-    """The registry and project entry of one fine-tune round."""
+    """The facts about a run that the registry and the project's rounds keep."""
     training = result.metadata["training"]
     return {
         "train_images": training["train_images"],
@@ -39,15 +65,50 @@ def round_summary(result: TrainResult) -> dict[str, Any]:
     }
 
 
-def adopt_finetune(project: Project, registry: ModelRegistry, result: TrainResult) -> Adoption:
-    """Store ``result`` as the next version (active) and add the round to the project.
+def _parent_digest(registry: ModelRegistry, parent: str | None) -> str | None:
+    if parent is None or parent not in registry.versions():
+        return None
+    return read_metadata(registry.path(parent)).get("weights_sha256")
 
-    Raises NevsegError when the version cannot be written; nothing is recorded then.
+
+def adopt_finetune(
+    result: TrainResult,
+    registry: ModelRegistry,
+    project: Project,
+    *,
+    parent_weights_sha256: str | None = None,
+    min_gain: float | None = None,
+) -> AdoptOutcome:
+    """Store ``result`` as a new active version and record the round, unless it changed nothing
+    (or, with ``min_gain``, did not beat its start on validation by that much).
+
+    ``parent_weights_sha256``: the starting model's weights digest when the caller knows it
+    (the session's metadata); otherwise it is read from the parent's file in the registry.
+    A refusal changes neither the registry nor the rounds; it is noted in the audit trail.
     """
+    meta = result.metadata
+    parent = meta.get("parent")
+    digest = weights_digest(result.model.state_dict())
+    start = parent_weights_sha256 or _parent_digest(registry, parent)
     summary = round_summary(result)
-    version = registry.add(result.model, result.metadata, summary)
-    project.add_round({"version": version, "parent": result.metadata.get("parent"), **summary})
-    before = "n/a" if result.val_dice_before is None else f"{result.val_dice_before:.3f}"
-    after = "n/a" if result.val_dice_best is None else f"{result.val_dice_best:.3f}"
-    return Adoption(version, f"new model {version}: validation Dice {before} → {after} "
-                             f"(best epoch {result.best_epoch}, {result.seconds:.0f} s, {result.stopped_by})")
+    before, after = result.val_dice_before, result.val_dice_best
+    if start is not None and digest == start:
+        message = (f"fine-tuning changed no weights (the result equals {parent} bit for bit): "
+                   f"no new version, {registry.active} stays active")
+        project.log("fine-tune not adopted", {"reason": Adoption.UNCHANGED.value, "parent": parent, **summary})
+        return AdoptOutcome(Adoption.UNCHANGED, registry.active, parent, weights_sha256=digest, message=message)
+    if min_gain is not None and before is not None and after is not None and after - before < min_gain:
+        message = (f"fine-tuning did not beat {parent} on the validation images (Dice {_fmt(before)} → "
+                   f"{_fmt(after)}, needs +{min_gain:.3f}): no new version, {registry.active} stays active")
+        project.log("fine-tune not adopted", {"reason": Adoption.NOT_BETTER.value, "parent": parent, **summary})
+        return AdoptOutcome(Adoption.NOT_BETTER, registry.active, parent, weights_sha256=digest, message=message)
+    previous = registry.active
+    version = registry.add(result.model, meta, summary)
+    try:
+        project.add_round({"version": version, "parent": parent, **summary})
+    except NevsegError:
+        registry.set_active(previous)  # the version file stays; the project did not take it up
+        raise
+    message = (f"new model {version}: validation Dice {_fmt(before)} → {_fmt(after)} "
+               f"(best epoch {result.best_epoch}, {result.seconds:.0f} s, {result.stopped_by})")
+    return AdoptOutcome(Adoption.ADOPTED, version, parent, version, digest, {**meta, "version": version}, message)

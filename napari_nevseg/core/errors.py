@@ -27,3 +27,7 @@ class WriteError(NevsegError):
 
 class ResumeError(NevsegError):
     """A training checkpoint cannot be resumed (missing, damaged, or made by another run)."""
+
+
+class ProjectInUseError(NevsegError):
+    """Another process (another napari window) has the project open."""

@@ -5,23 +5,28 @@ Layout (also in the README and written to ``nevseg/README.txt``)::
     project/
       images/<stem>.<ext>          the inputs (any readable image format)
       masks/<stem>.png             reviewed masks, 0/255, full size: the training set
-      nevseg/state.json            per image: status, model version, Dice(prediction, final),
-                                   uncertainty, timestamps; the fixed validation pool; rounds
+      nevseg/project.sqlite        the state (SQLite): per image status, model, Dice, effort, who
+                                   and when; every saved mask version; the audit trail; the fixed
+                                   validation pool; fine-tune rounds
+      nevseg/history/<stem>/       every mask version ever saved (0/255 PNG), restorable
       nevseg/predictions/<stem>.png  the model's mask as predicted (to measure corrections)
       nevseg/models/               model versions (v1.safetensors, ...) and registry.json
+      nevseg/lock                  held while a process has the project open
 
-Masks already in ``masks/`` when a folder is first opened count as accepted annotations.
-Every file is written atomically, so a crash never leaves a half-written one.
+Masks already in ``masks/`` when a folder is first opened count as accepted annotations. Every
+file is written atomically, and a mask file before the row that points to it commits, so a crash
+never leaves a half-written file or a row without its mask. Each change is one transaction that
+touches one image's row: O(1) however large the project.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
+import contextlib
+import getpass
 import os
 import random
-from dataclasses import asdict, dataclass, field
-from enum import Enum
+import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,80 +34,51 @@ import numpy as np
 from PIL import Image
 
 from napari_nevseg.core.atomic import atomic_write_text
-from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError
-from napari_nevseg.core.image_io import list_images, read_image, read_mask, write_mask_png
+from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError, ProjectInUseError
+from napari_nevseg.core.fs_kind import network_fs_type
+from napari_nevseg.core.history import MaskHistory
+from napari_nevseg.core.image_io import read_image, read_mask, write_mask_png
+from napari_nevseg.core.mask_writes import MaskWrites, copy_into
 from napari_nevseg.core.metrics import dice
+from napari_nevseg.core.migrate import initialise, retire_state_json
+from napari_nevseg.core.project_lock import ProjectLock
+from napari_nevseg.core.readme import README
+from napari_nevseg.core.reconcile import reconcile
+from napari_nevseg.core.records import Effort, ImageRecord, MaskVersion, Status, now_utc
+from napari_nevseg.core.store import SCHEMA_VERSION, ProjectStore
 
-__all__ = ["Status", "ImageRecord", "Project", "STATE_DIR"]
+__all__ = ["Status", "Effort", "ImageRecord", "MaskVersion", "Project", "ProjectInUseError", "STATE_DIR"]
 
 STATE_DIR = "nevseg"
-STATE_VERSION = 1
-_README = """napari-nevseg project state (human-readable; safe to read, edit with care)
-
-state.json        one record per image in ../images:
-                    status        unreviewed | predicted | corrected | accepted
-                    model_version the model that made the prediction
-                    uncertainty   1 - soft Dice of the probabilities with their own mask (0 = sure)
-                    dice_prediction_vs_final  how much the reviewer changed the prediction
-                    predicted_at / reviewed_at  UTC timestamps
-                  validation: images kept for validating fine-tunes (chosen once, never reshuffled)
-                  rounds: per model version, the mean Dice(prediction, final) of images it predicted
-predictions/      the masks as the model predicted them (0/255 PNG)
-models/           fine-tuned model versions (.safetensors, metadata inside) and registry.json
-../masks/         the reviewed masks (0/255 PNG, full size): a training set for `nevseg train`
-"""
+DATABASE = "project.sqlite"
+_PREDICTION_COLUMNS = ("model_version", "model_hash", "uncertainty", "predicted_at", "status")
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
 
 
-class Status(str, Enum):
-    UNREVIEWED = "unreviewed"
-    PREDICTED = "predicted"
-    CORRECTED = "corrected"
-    ACCEPTED = "accepted"
-
-    @property
-    def reviewed(self) -> bool:
-        return self in (Status.CORRECTED, Status.ACCEPTED)
-
-
-@dataclass
-class ImageRecord:
-    """What the project knows about one image."""
-
-    stem: str
-    file: str
-    status: Status = Status.UNREVIEWED
-    model_version: str | None = None
-    uncertainty: float | None = None
-    dice_prediction_vs_final: float | None = None
-    predicted_at: str | None = None
-    reviewed_at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ImageRecord:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["status"] = Status(known.get("status", "unreviewed"))
-        return cls(**known)
-
-
-@dataclass
 class Project:
-    """An opened project folder; every change is saved at once."""
+    """An opened project folder; every change is saved at once. Call :meth:`close` when done."""
 
-    root: Path
-    records: dict[str, ImageRecord] = field(default_factory=dict)
-    validation: list[str] = field(default_factory=list)
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    pixel_size_mm: float | None = None
+    def __init__(self, root: Path, store: ProjectStore, lock: ProjectLock, records: dict[str, ImageRecord]) -> None:
+        self.root = root
+        self.store = store
+        self._lock = lock
+        self.records = records
+        self.validation: list[str] = [s for s in store.get_setting("validation", []) if s in records]
+        self.rounds: list[dict[str, Any]] = store.rounds()
+        self._pixel_size_mm: float | None = store.get_setting("pixel_size_mm")
+        self.user: str | None = _os_user()  # recorded with every change; the widget may set a name
+        self.history_store = MaskHistory(store, self.state_dir)
+        self._writes = MaskWrites(self)
+        # a project dropped without close() (a widget opening another) still frees its share of the lock
+        self._finalizer = weakref.finalize(self, _release, store, lock)
 
+    # -- folders ------------------------------------------------------------------------------
     @property
     def images_dir(self) -> Path:
         return self.root / "images"
@@ -116,17 +92,19 @@ class Project:
         return self.root / STATE_DIR
 
     @property
-    def state_file(self) -> Path:
-        return self.state_dir / "state.json"
+    def database_path(self) -> Path:
+        return self.state_dir / DATABASE
 
     @property
     def models_dir(self) -> Path:
         return self.state_dir / "models"
 
-    # -- opening and saving -------------------------------------------------------------
+    # -- opening and closing --------------------------------------------------------------------
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> Project:
-        """Open (or start) a project; a folder of images without ``images/`` is not one."""
+        """Open (or start) a project; a folder of images without ``images/`` is not one.
+
+        Raises :class:`ProjectInUseError` when another process has it open."""
         base = Path(root)
         if not base.is_dir():
             raise NoPairsError(f"{base} is not a folder")
@@ -134,57 +112,71 @@ class Project:
             raise NoPairsError(
                 f"{base} has no images/ folder; a project folder holds images/ (inputs) and masks/"
             )
-        project = cls(base.resolve())
-        if project.state_file.exists():
-            project._load_state()
-        project._sync_with_disk()
-        project.save()
+        base = base.resolve()
+        images = base / "images"
+        if not any(True for _ in _image_names(images)):
+            raise NoPairsError(f"{images} holds no images (PNG, JPEG, BMP or TIFF)")
+        state_dir = base / STATE_DIR
+        lock = ProjectLock(state_dir / "lock", base)
+        store = None
+        try:
+            store = ProjectStore(state_dir / DATABASE, network_fs_type(state_dir))
+            schema = store.get_setting("schema")
+            if schema is None:
+                initialise(store, state_dir)
+            elif schema > SCHEMA_VERSION:
+                raise NevsegError(f"{store.path} was written by a newer napari-nevseg (state version "
+                                  f"{schema}); update napari-nevseg to open this project")
+            else:
+                retire_state_json(state_dir)  # a migration interrupted after its commit
+            records, stamps = store.load_images()
+            records = reconcile(store, images, base / "masks", state_dir / "history", records, stamps)
+            project = cls(base, store, lock, records)
+            project._write_readme()
+        except BaseException:
+            if store is not None:
+                store.close()
+            lock.release()
+            raise
         return project
 
-    def _load_state(self) -> None:
-        try:
-            data = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise NevsegError(
-                f"{self.state_file} is unreadable ({exc}); move it away to start the review state afresh"
-            ) from exc
-        self.records = {r["stem"]: ImageRecord.from_json(r) for r in data.get("images", [])}
-        self.validation = list(data.get("validation", []))
-        self.rounds = list(data.get("rounds", []))
-        self.pixel_size_mm = data.get("pixel_size_mm")
+    def close(self) -> None:
+        """Release the database and the lock (a second call does nothing)."""
+        self._finalizer()
 
-    def _sync_with_disk(self) -> None:
-        files = {p.stem: p for p in list_images(self.images_dir)}
-        if not files:
-            raise NoPairsError(f"{self.images_dir} holds no images (PNG, JPEG, BMP or TIFF)")
-        existing_masks = {p.stem for p in list_images(self.masks_dir)} if self.masks_dir.is_dir() else set()
-        records = {}
-        for stem, path in sorted(files.items()):
-            record = self.records.get(stem) or ImageRecord(stem, path.name)
-            record.file = path.name
-            if stem in existing_masks and not record.status.reviewed:
-                record.status = Status.ACCEPTED
-                record.reviewed_at = record.reviewed_at or _now()
-            records[stem] = record
-        self.records = records
-        self.validation = [s for s in self.validation if s in records]
-        if not (self.state_dir / "README.txt").exists():
-            atomic_write_text(self.state_dir / "README.txt", _README)
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _write_readme(self) -> None:
+        path = self.state_dir / "README.txt"
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            current = None
+        if current != README:
+            atomic_write_text(path, README)
+
+    # -- settings -----------------------------------------------------------------------------
+    @property
+    def pixel_size_mm(self) -> float | None:
+        return self._pixel_size_mm
+
+    @pixel_size_mm.setter
+    def pixel_size_mm(self, value: float | None) -> None:
+        with self.store.transaction() as conn:
+            self.store.put_setting(conn, "pixel_size_mm", value)
+        self._pixel_size_mm = value
 
     def save(self) -> None:
-        """Write ``state.json`` atomically."""
-        data = {
-            "format": "napari-nevseg-project",
-            "version": STATE_VERSION,
-            "saved_at": _now(),
-            "pixel_size_mm": self.pixel_size_mm,
-            "validation": self.validation,
-            "rounds": self.rounds,
-            "images": [r.to_json() for r in self.records.values()],
-        }
-        atomic_write_text(self.state_file, json.dumps(data, indent=1))
+        """Write the project-wide settings (pixel size, validation pool); records are always saved."""
+        with self.store.transaction() as conn:
+            self.store.put_setting(conn, "pixel_size_mm", self._pixel_size_mm)
+            self.store.put_setting(conn, "validation", self.validation)
 
-    # -- files ---------------------------------------------------------------------------
+    # -- files --------------------------------------------------------------------------------
     @property
     def stems(self) -> list[str]:
         return list(self.records)
@@ -229,22 +221,35 @@ class Project:
         except MaskError:
             return None
 
-    # -- review actions --------------------------------------------------------------------
-    def record_prediction(self, stem: str, mask: np.ndarray, model_version: str, uncertainty: float) -> None:
-        """Store a fresh prediction; a reviewed image keeps its status and mask."""
-        write_mask_png(self.prediction_path(stem), mask)
-        record = self.records[stem]
-        record.model_version = model_version
-        record.uncertainty = float(uncertainty)
-        record.predicted_at = _now()
-        if not record.status.reviewed:
-            record.status = Status.PREDICTED
-        self.save()
+    # -- predictions ------------------------------------------------------------------------------
+    def write_prediction_file(self, stem: str, mask: np.ndarray) -> Path:
+        """Encode and atomically write the predicted mask; touches no database, so a worker
+        thread can do it and leave only :meth:`commit_prediction` to the main thread."""
+        return write_mask_png(self.prediction_path(stem), mask)
 
-    def review(self, stem: str, mask: np.ndarray) -> ImageRecord:
-        """Write the reviewed mask at once and update the record: ``accepted`` when it equals
-        the prediction, ``corrected`` when the reviewer changed it (or there was none)."""
+    def commit_prediction(
+        self, stem: str, model_version: str, uncertainty: float, model_hash: str | None = None
+    ) -> ImageRecord:
+        """Record a prediction whose file is written: one UPDATE of one row. An image a person
+        decided on (reviewed, unusable, second opinion) keeps its status and mask."""
         record = self.records[stem]
+        status = record.status if record.status.decided else Status.PREDICTED
+        new = replace(record, model_version=model_version, model_hash=model_hash, uncertainty=float(uncertainty),
+                      predicted_at=now_utc(), status=status)
+        with self.store.transaction() as conn:
+            self.store.update_image(conn, new, _PREDICTION_COLUMNS)
+        copy_into(record, new)
+        return record
+
+    def record_prediction(
+        self, stem: str, mask: np.ndarray, model_version: str, uncertainty: float, model_hash: str | None = None
+    ) -> ImageRecord:
+        """Store a fresh prediction: :meth:`write_prediction_file` then :meth:`commit_prediction`."""
+        self.write_prediction_file(stem, mask)
+        return self.commit_prediction(stem, model_version, uncertainty, model_hash)
+
+    # -- review -----------------------------------------------------------------------------------
+    def _checked_mask(self, stem: str, mask: np.ndarray) -> np.ndarray:
         binary = np.asarray(mask) > 0
         expected = self.image_shape(stem)
         if binary.ndim != 2 or (expected is not None and binary.shape != expected):
@@ -252,17 +257,73 @@ class Project:
                 f"the mask for {stem} has shape {binary.shape} but its image is {expected}; "
                 "a reviewed mask must have exactly the size of its image"
             )
-        write_mask_png(self.mask_path(stem), binary)
+        return binary
+
+    def _dice_with_prediction(self, stem: str, binary: np.ndarray) -> float | None:
+        predicted = self.read_prediction(stem, binary.shape)
+        return None if predicted is None else round(dice(predicted, binary), 5)
+
+    def review(self, stem: str, mask: np.ndarray, *, user: str | None = None,
+               effort: Effort | None = None) -> ImageRecord:
+        """Save the reviewed mask and update the record: ``accepted`` when it equals the
+        prediction, ``corrected`` when the reviewer changed it (or there was none). The mask
+        file is written before its row commits; the previous version stays in the history."""
+        binary = self._checked_mask(stem, mask)
         predicted = self.read_prediction(stem, binary.shape)
         changed = predicted is None or bool(np.any(predicted != binary))
-        record.dice_prediction_vs_final = None if predicted is None else round(dice(predicted, binary), 5)
-        record.status = Status.CORRECTED if changed else Status.ACCEPTED
-        record.reviewed_at = _now()
-        self.save()
-        return record
+        score = None if predicted is None else round(dice(predicted, binary), 5)
+        status = Status.CORRECTED if changed else Status.ACCEPTED
+        return self._writes.save(stem, binary, status, "review", score, user, effort)
 
+    def set_status(self, stem: str, status: Status | str, *, user: str | None = None,
+                   effort: Effort | None = None) -> ImageRecord:
+        """Mark an image. *No lesion* saves an empty mask (it is training data); *unusable* and
+        *second opinion* keep the mask as it is and keep the image out of training."""
+        status = Status(status)
+        if status is Status.NO_LESION:
+            shape = self.image_shape(stem) or self.read_image(stem).shape[:2]
+            empty = np.zeros(shape, bool)
+            return self._writes.save(stem, empty, status, "no lesion", self._dice_with_prediction(stem, empty),
+                                     user, effort)
+        if status.reviewed and not self.mask_path(stem).exists():
+            raise MaskError(f"{stem} has no mask in masks/ to be {status.value}; review it with a mask first")
+        return self._writes.mark(stem, status, user, effort)
+
+    def history(self, stem: str) -> list[MaskVersion]:
+        """Every saved version of the image's mask, newest first."""
+        return self.history_store.versions(stem)
+
+    def restore(self, stem: str, version_id: int, *, user: str | None = None) -> np.ndarray:
+        """Put a stored version back in ``masks/`` (a new history entry; nothing is dropped)."""
+        version = self.history_store.version(stem, version_id)
+        binary = self._checked_mask(stem, read_mask(version.path))
+        self._writes.save(stem, binary, version.status, f"restore of version {version_id}",
+                          self._dice_with_prediction(stem, binary), user, None)
+        return binary
+
+    def audit(self, stem: str | None = None) -> list[dict[str, Any]]:
+        """Who changed what and when (oldest first), for one image or the whole project."""
+        return self.store.audit(stem)
+
+    def log(self, action: str, detail: dict[str, Any] | None = None, *, stem: str | None = None,
+            user: str | None = None) -> None:
+        """Add a line to the audit trail (a fine-tune refused, an export, ...)."""
+        with self.store.transaction() as conn:
+            self.store.add_audit(conn, now_utc(), user or self.user, stem, action, detail)
+
+    def version_counts(self) -> dict[str, int]:
+        """How many mask versions each image has in the history."""
+        return self.store.version_counts()
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """A human-readable copy of the state: CSV (one row per image) or JSON (everything)."""
+        from napari_nevseg.core.export import export_project
+
+        return export_project(self, path)
+
+    # -- training data ------------------------------------------------------------------------------
     def training_stems(self) -> list[str]:
-        """Images with a reviewed mask on disk."""
+        """Images with a reviewed mask on disk; unusable and second-opinion images are left out."""
         return [s for s, r in self.records.items() if r.status.reviewed and self.mask_path(s).exists()]
 
     def ensure_validation(self, fraction: float = 0.2, minimum: int = 1, seed: int = 0) -> list[str]:
@@ -280,16 +341,20 @@ class Project:
         while len(pool) < target and candidates and len(reviewed) - len(pool) > 1:
             pool.append(candidates.pop())
         if pool != self.validation:
+            with self.store.transaction() as conn:
+                self.store.put_setting(conn, "validation", pool)
             self.validation = pool
-            self.save()
         return list(pool)
 
     def _trained_stems(self) -> list[str]:
         return [s for r in self.rounds for s in r.get("train_images", [])]
 
     def add_round(self, entry: dict[str, Any]) -> None:
+        with self.store.transaction() as conn:
+            self.store.add_round(conn, entry)
+            self.store.add_audit(conn, now_utc(), self.user, None, "fine-tune round",
+                                 {"version": entry.get("version"), "parent": entry.get("parent")})
         self.rounds.append(entry)
-        self.save()
 
     def correction_dice_by_version(self) -> dict[str, float]:
         """Mean Dice(prediction, final) of reviewed images, grouped by the model that predicted them."""
@@ -297,6 +362,7 @@ class Project:
         for record in self.records.values():
             if record.status.reviewed and record.dice_prediction_vs_final is not None and record.model_version:
                 groups.setdefault(record.model_version, []).append(record.dice_prediction_vs_final)
+
         def order(version: str) -> tuple:
             number = version[1:]
             return (version != "default", int(number) if number.isdigit() else float("inf"), version)
@@ -308,3 +374,18 @@ class Project:
         for record in self.records.values():
             out[record.status.value] += 1
         return out
+
+
+def _release(store: ProjectStore, lock: ProjectLock) -> None:
+    with contextlib.suppress(Exception):
+        store.close()
+    lock.release()
+
+
+def _image_names(folder: Path):
+    from napari_nevseg.core.image_io import is_image_file
+
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_image_file(entry.path):
+                yield entry.name

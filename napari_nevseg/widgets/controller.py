@@ -99,12 +99,18 @@ class ReviewController:
     def open_project(self, folder: str | Path) -> Project:
         """Open a project (raises NevsegError); loads its active version and asks for the
         unreviewed images to be predicted."""
+        from napari_nevseg.core.errors import NevsegError
         from napari_nevseg.core.project import Project
         from napari_nevseg.core.registry import ModelRegistry
 
         self.save_edits()
         project = Project.open(folder)
-        registry = ModelRegistry(project.models_dir)
+        try:
+            registry = ModelRegistry(project.models_dir)
+        except NevsegError:
+            project.close()
+            raise
+        self.close_project()
         self.project, self.registry, self.current_stem = project, registry, None
         self.counts = Counter(r.status.value for r in project.records.values())
         self.events.project_changed.emit(project)
@@ -116,8 +122,16 @@ class ReviewController:
             self.request_version(registry.active)
         return project
 
+    def close_project(self) -> None:
+        """Let the project go (its lock too); the dock is closing or another project opens."""
+        if self.project is not None and hasattr(self.project, "close"):
+            self.project.close()
+        self.project = self.registry = self.current_stem = None
+
     def reviewed_count(self) -> int:
-        return sum(n for status, n in self.counts.items() if status in ("accepted", "corrected"))
+        from napari_nevseg.core.project import Status
+
+        return sum(n for status, n in self.counts.items() if Status(status).reviewed)
 
     def _apply(self, stem: str, change: Callable[[], ImageRecord]) -> ImageRecord:
         """Run a record change, keeping the status counts in step (O(1))."""

@@ -42,7 +42,6 @@ class FinetunePanel(QWidget):
         self.controller = controller
         self.view = view
         self.worker = None
-        self.parent_model = None
         self.started_at = 0.0
         #: how much lower than the GUI the training thread's CPU priority is (Linux nice levels)
         self.niceness = 10
@@ -216,7 +215,6 @@ class FinetunePanel(QWidget):
             augment=AugmentConfig(rotate=not self.upright.isChecked()),
         )
         init = self.controller.session.cpu_copy()
-        self.parent_model = init[0]
         self.plot.reset()
         self.started_at = time.perf_counter()
         self.controller.set_busy("train", True)
@@ -257,18 +255,17 @@ class FinetunePanel(QWidget):
         if project is None or registry is None:
             return
         try:
-            adoption = adopt_finetune(project, registry, result)
+            outcome = adopt_finetune(result, registry, project)
         except NevsegError as exc:
             show_error(f"{exc}; the previous model stays active")
             return
-        self.progress_label.setText(adoption.message)
-        if adoption.version is None:
-            show_info(adoption.message)
+        self.progress_label.setText(outcome.message)
+        if not outcome.adopted:
+            show_info(outcome.message)
             return
         device = self.controller.session.device if self.controller.session is not None else None
-        meta = {**result.metadata, "version": adoption.version}
-        self.controller.set_session(ModelSession(result.model, meta, device, adoption.version))
-        show_info(f"fine-tuned model {adoption.version} is active; 'Re-predict unreviewed' updates the queue")
+        self.controller.set_session(ModelSession(result.model, outcome.metadata, device, outcome.version))
+        show_info(f"fine-tuned model {outcome.version} is active; 'Re-predict unreviewed' updates the queue")
 
     def _on_cancelled(self) -> None:
         from napari.utils.notifications import show_info
@@ -278,7 +275,6 @@ class FinetunePanel(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.parent_model = None
         self.controller.set_busy("train", False)
         self.refresh()
 

@@ -240,3 +240,4 @@ class NevsegWidget(QWidget):
         QApplication.instance().aboutToQuit.disconnect(self._on_quit)
         self.measure.teardown()
         self.review.teardown()
+        self.controller.close_project()

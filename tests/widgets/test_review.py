@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-import json
+import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -21,8 +22,8 @@ def test_open_project_predicts_every_image_and_shows_the_first(widget, project_d
         assert record.model_version == "default"
         assert 0.0 <= record.uncertainty <= 1.0
         assert project.prediction_path(stem).exists()
-    state = json.loads((project_dir / "nevseg" / "state.json").read_text())
-    assert {r["status"] for r in state["images"]} == {"predicted"}
+    with closing(sqlite3.connect(project_dir / "nevseg" / "project.sqlite")) as conn:
+        assert {s for (s,) in conn.execute("SELECT status FROM images")} == {"predicted"}
     # the image on screen has its prediction in a Labels layer of the same size
     stem = widget.controller.current_stem
     mask = widget.view.mask_layer.data
