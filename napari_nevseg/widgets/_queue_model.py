@@ -36,7 +36,9 @@ class QueueModel(QAbstractTableModel):
             return None
         project = self.controller.project
         stem = self._order[index.row()]
-        record = project.records[stem]
+        record = project.records.get(stem) if project is not None else None
+        if record is None:
+            return None
         column = index.column()
         if column == 0:
             return stem
@@ -60,6 +62,12 @@ class QueueModel(QAbstractTableModel):
         self.beginResetModel()
         self._order = self.controller.order()
         self._rows = {stem: row for row, stem in enumerate(self._order)}
+        self.endResetModel()
+
+    def clear(self) -> None:
+        """No rows (the project was closed)."""
+        self.beginResetModel()
+        self._order, self._rows = [], {}
         self.endResetModel()
 
     def row_changed(self, stem: str) -> None:

@@ -192,6 +192,8 @@ class NevsegWidget(QWidget):
     def _on_model_loaded(self, version: str | None, session) -> None:
         from napari_nevseg.widgets._workers import LoadFailed
 
+        if self._torn_down:  # delivered after teardown (quitting): start nothing any more
+            return
         if isinstance(session, LoadFailed):
             from napari.utils.notifications import show_error
 

@@ -242,6 +242,7 @@ class ReviewPanel(QWidget):
     def teardown(self) -> None:
         """Let go of the viewer's layers, which outlive a closed dock."""
         self._edit_timer.stop()
+        self.queue.clear()
         if self.view.mask_layer is not None:
             self.view.mask_layer.events.paint.disconnect(self._on_paint)
 

@@ -52,6 +52,19 @@ def notifications():
     notification_manager.notification_ready.disconnect(record)
 
 
+@pytest.fixture
+def improving_validation(monkeypatch):
+    """Validation Dice that rises every time it is measured, so a short fine-tune always beats
+    its start: a run that does not is (rightly) not adopted as a new version, and tests of
+    what happens to versions need one."""
+    import itertools
+
+    from napari_nevseg.core import training
+
+    calls = itertools.count()
+    monkeypatch.setattr(training, "evaluate_dice", lambda *_a, **_k: 0.5 + 0.01 * next(calls))
+
+
 def wait_idle(qtbot, w, timeout: int = LONG) -> None:
     """Let every worker of the widget finish (tests must not end with a thread running)."""
     qtbot.waitUntil(lambda: not w.controller.is_busy() and not w.controller.workers, timeout=timeout)

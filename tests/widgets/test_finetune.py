@@ -77,7 +77,7 @@ def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
 
 
 @pytest.mark.slow
-def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot):
+def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, improving_validation):
     _review_three(widget, project_dir, qtbot)
     assert widget.controller.session.predictor.tta == 4  # the shipped model: four flips at test time
     widget.finetune.epochs.setValue(1)

@@ -9,7 +9,7 @@ from tests.widgets.conftest import LONG, correct_with_reference, wait_idle
 
 
 @pytest.mark.slow
-def test_predict_while_finetuning(widget, project_dir, qtbot):
+def test_predict_while_finetuning(widget, project_dir, qtbot, improving_validation):
     widget.open_project(project_dir)
     wait_idle(qtbot, widget)
     for stem in ("IMD003", "IMD008"):
@@ -61,10 +61,11 @@ def test_closing_the_widget_mid_finetune_stops_the_worker(make_napari_viewer, pr
     w.finetune.start()
     worker = w.finetune.worker
     qtbot.waitUntil(lambda: len(w.finetune.plot.losses) > 0, timeout=LONG)
-    viewer.window.remove_dock_widget(dock)
-    w.teardown()
+    registry = w.controller.registry
+    viewer.window.remove_dock_widget(dock)  # tears the dock down (the X does this)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=LONG)
-    assert w.controller.registry.versions() == ["default"]
+    assert registry.versions() == ["default"]
+    assert w.controller.project is None  # the project (and its lock) was let go
 
 
 def test_two_viewers_each_with_a_widget(make_napari_viewer, qtbot):
