@@ -20,9 +20,10 @@ KEYS = {"next": ("N", "PgDown"), "previous": ("Shift+N", "PgUp"), "accept": ("Y"
 class ReviewKeys:
     """Owns the shortcuts; :meth:`unbind` removes them (the dock was closed)."""
 
-    def __init__(self, window: QWidget, actions: dict[str, Callable[[], None]]) -> None:
+    def __init__(self, window: QWidget, actions: dict[str, Callable[[], None]],
+                 bindings: dict[str, tuple[str, ...]] = KEYS) -> None:
         self.shortcuts: list[QShortcut] = []
-        for name, keys in KEYS.items():
+        for name, keys in bindings.items():
             for key in keys:
                 shortcut = QShortcut(QKeySequence(key), window)
                 shortcut.setContext(Qt.ShortcutContext.WindowShortcut)

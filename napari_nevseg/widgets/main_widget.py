@@ -11,6 +11,8 @@ from qtpy.QtWidgets import QFrame, QGroupBox, QLabel, QScrollArea, QTabWidget, Q
 
 from napari_nevseg.widgets._state import ViewState
 from napari_nevseg.widgets.cleanup_panel import CleanupPanel
+from napari_nevseg.widgets.click_panel import ClickPanel
+from napari_nevseg.widgets.click_tool import CLICK_KEYS, ClickTool
 from napari_nevseg.widgets.controller import ReviewController
 from napari_nevseg.widgets.display_row import MaskDisplayRow
 from napari_nevseg.widgets.measure_panel import MeasurePanel
@@ -84,6 +86,9 @@ class NevsegWidget(QWidget):
         self.predict = PredictPanel(self.controller, self.view)
         self.cleanup = CleanupPanel(self.view)
         self.measure = MeasurePanel(self.controller, self.view)
+        self.clicks = ClickTool(self.controller, self.view,
+                                lambda: (self.predict.threshold.value(), self.predict.cleanup()))
+        self.click_panel = ClickPanel(self.clicks)
 
         self.display = MaskDisplayRow(napari_viewer)
 
@@ -91,6 +96,7 @@ class NevsegWidget(QWidget):
         review_layout = QVBoxLayout(review_tab)
         review_layout.addWidget(_group("Project and queue", self.review))
         review_layout.addWidget(self.display)
+        review_layout.addWidget(_group("Click to correct", self.click_panel))
         review_layout.addWidget(_group("Clean up the mask (Ctrl+Z undoes)", self.cleanup))
         review_layout.addWidget(_group("Predict", self.predict))
         review_layout.addStretch(1)
@@ -141,7 +147,7 @@ class NevsegWidget(QWidget):
         """Teardown when the application quits; the keys follow once the widget is docked."""
         from qtpy.QtWidgets import QApplication
 
-        self.keys = None
+        self.keys = self.click_keys = None
         self._window = None
         self._close_watcher = _WindowWatcher(self)
         QApplication.instance().aboutToQuit.connect(self._on_quit)
@@ -165,12 +171,15 @@ class NevsegWidget(QWidget):
         self._window = window
         self.keys = ReviewKeys(window, {"next": self.review.next_image, "previous": self.review.previous_image,
                                         "accept": self.review.accept_current})
+        self.click_keys = ReviewKeys(window, {"toggle_kind": self.clicks.toggle_kind, "box": self.clicks.arm_box},
+                                     bindings=CLICK_KEYS)
         window.installEventFilter(self._close_watcher)
 
     def _unbind_window(self) -> None:
-        if self.keys is not None:
-            self.keys.unbind()
-            self.keys = None
+        for keys in (self.keys, self.click_keys):
+            if keys is not None:
+                keys.unbind()
+        self.keys = self.click_keys = None
         if self._window is not None:
             self._window.removeEventFilter(self._close_watcher)
             self._window = None
@@ -275,6 +284,8 @@ class NevsegWidget(QWidget):
         self._unbind_window()
         QApplication.instance().aboutToQuit.disconnect(self._on_quit)
         self.measure.teardown()
+        self.clicks.teardown()
+        self.click_panel.teardown()
         self.review.teardown()
         self.display.teardown()
         self.controller.close_project()
