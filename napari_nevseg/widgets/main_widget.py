@@ -13,6 +13,7 @@ from napari_nevseg.widgets._state import ViewState
 from napari_nevseg.widgets.cleanup_panel import CleanupPanel
 from napari_nevseg.widgets.controller import ReviewController
 from napari_nevseg.widgets.display_row import MaskDisplayRow
+from napari_nevseg.widgets.history_panel import HistoryPanel
 from napari_nevseg.widgets.measure_panel import MeasurePanel
 from napari_nevseg.widgets.predict_panel import PredictPanel
 from napari_nevseg.widgets.review_panel import PROJECT_KEY, ReviewPanel
@@ -81,6 +82,7 @@ class NevsegWidget(QWidget):
         self.status_label = QLabel("loading the model…")
         self.status_label.setWordWrap(True)
         self.review = ReviewPanel(self.controller, self.view)
+        self.history = HistoryPanel(self.controller, self.view)
         self.predict = PredictPanel(self.controller, self.view)
         self.cleanup = CleanupPanel(self.view)
         self.measure = MeasurePanel(self.controller, self.view)
@@ -90,6 +92,7 @@ class NevsegWidget(QWidget):
         review_tab = QWidget()
         review_layout = QVBoxLayout(review_tab)
         review_layout.addWidget(_group("Project and queue", self.review))
+        review_layout.addWidget(_group("Reviewer and history", self.history))
         review_layout.addWidget(self.display)
         review_layout.addWidget(_group("Clean up the mask (Ctrl+Z undoes)", self.cleanup))
         review_layout.addWidget(_group("Predict", self.predict))
@@ -276,5 +279,6 @@ class NevsegWidget(QWidget):
         QApplication.instance().aboutToQuit.disconnect(self._on_quit)
         self.measure.teardown()
         self.review.teardown()
+        self.history.teardown()
         self.display.teardown()
         self.controller.close_project()
