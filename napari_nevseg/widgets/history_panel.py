@@ -34,8 +34,9 @@ ROWS = 4  # versions visible at once; the list scrolls for more
 
 
 def version_line(version: MaskVersion) -> str:
-    """``2026-12-01 20:31 · alice · accepted · review``: one row of the history."""
-    when = version.saved_at.replace("T", " ")[:16]
+    """``12-01 20:31 · alice · accepted · review``: one row of the history (the year and the
+    seconds are in its tooltip), short enough for the dock."""
+    when = version.saved_at.replace("T", " ")[5:16]
     return f"{when} · {version.user or '?'} · {version.status.value.replace('_', ' ')} · {version.action}"
 
 
@@ -104,7 +105,8 @@ class HistoryPanel(QWidget):
         for version in versions:
             item = QListWidgetItem(version_line(version))
             item.setData(Qt.ItemDataRole.UserRole, version.id)
-            item.setToolTip(f"version {version.id}: {version.path.name}")
+            item.setToolTip(f"version {version.id}, saved {version.saved_at} by {version.user or 'unknown'}: "
+                            f"{version.status.value.replace('_', ' ')}, {version.action}")
             self.versions.addItem(item)
         self.section.setText(f"History ({len(versions)} version{'s' * (len(versions) != 1)})")
         project = self.controller.project
