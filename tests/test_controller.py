@@ -87,3 +87,48 @@ def test_opening_asks_for_predictions_once_a_model_is_there(tmp_path, controller
 
     controller.set_session(FakeSession())
     assert asked == ["project"]
+
+
+def test_statuses_reviewer_effort_and_restore_through_the_controller(controller):
+    """Issue 12 item 8 without Qt: who and the effort go with each change; marked images are
+    out of training and skipped by Y; a restored version is a new history entry."""
+    from napari_nevseg.core.effort import EffortMeter
+
+    ticks = iter(range(0, 1000, 5))
+    controller.effort = EffortMeter(clock=lambda: float(next(ticks)))
+    replaced: list[str] = []
+    controller.events.mask_replaced.connect(lambda stem, _mask: replaced.append(stem))
+    controller.set_reviewer("  Dr. Ada  ")
+    assert controller.user == "Dr. Ada" and controller.project.user == "Dr. Ada"
+    for stem in ("IMD003", "IMD008", "IMD085", "IMD405"):
+        _predict(controller, stem, 0.5)
+    controller.set_current("IMD003")
+    controller.effort.stroke()
+    controller.effort.click(2)
+    shape = controller.project.image_shape("IMD003")
+    controller.review("IMD003", np.ones(shape, bool))  # accepted (equals the prediction)
+    record = controller.project.records["IMD003"]
+    assert record.reviewed_by == "Dr. Ada" and record.effort.seconds == 5 and record.effort.strokes == 1
+    assert record.effort.clicks == 2
+    controller.effort.stroke()
+    stroke = np.ones(shape, bool)
+    stroke[:10, :10] = False
+    controller.review("IMD003", stroke)  # an accidental stroke, saved
+    assert controller.project.records["IMD003"].effort.strokes == 2  # summed, each stroke once
+    accepted = [v for v in controller.history("IMD003") if v.status.value == "accepted"][0]
+    restored = controller.restore("IMD003", accepted.id)
+    assert restored.all() and controller.project.read_mask("IMD003").all()
+    assert controller.project.records["IMD003"].status.value == "accepted"
+    assert len(controller.history("IMD003")) == 3 and replaced == ["IMD003"]
+
+    controller.set_status("IMD008", "no_lesion")
+    controller.set_status("IMD085", "unusable")
+    controller.set_status("IMD405", "second_opinion")
+    assert not controller.project.read_mask("IMD008").any() and replaced[-1] == "IMD008"
+    assert sorted(controller.project.training_stems()) == ["IMD003", "IMD008"]
+    assert controller.counts["unusable"] == 1 and controller.counts["second_opinion"] == 1
+    assert controller.next_unreviewed(sorted(controller.project.records), "IMD003") is None
+    audit = controller.project.audit("IMD085")
+    assert audit[-1]["user"] == "Dr. Ada"
+    controller.set_reviewer("")
+    assert controller.user == controller._default_user

@@ -25,5 +25,7 @@ def edit_status(controller: ReviewController, view: ViewState) -> str:
                 "corrected · Y saves it and goes on")
     if status.reviewed:
         return f"<b>{stem}</b> ({status.value}): saved in masks/ · Next leaves it as it is"
+    if status.decided:
+        return f"<b>{stem}</b> ({status.value}): kept out of training · Next leaves it as it is"
     accepted = "accepted" if status.value == "predicted" else "corrected (there is no prediction)"
     return f"<b>{stem}</b> ({status.value}): not edited · Next saves nothing · Y saves it as {accepted}"

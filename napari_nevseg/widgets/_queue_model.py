@@ -43,7 +43,7 @@ class QueueModel(QAbstractTableModel):
         if column == 0:
             return stem
         if column == 1:
-            return record.status.value
+            return record.status.value.replace("_", " ")
         value = record.uncertainty if column == 2 else record.dice_prediction_vs_final
         return "" if value is None else f"{value:.3f}"
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from napari_nevseg.core.effort import EffortMeter
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
     from napari_nevseg.core.session import ModelSession
 
 SORT_MODES = ("name", "uncertainty (least certain first)", "status")
-STATUS_ORDER = {"unreviewed": 0, "predicted": 1, "corrected": 2, "accepted": 3}
+STATUS_ORDER = {"unreviewed": 0, "predicted": 1, "second_opinion": 2, "corrected": 3, "accepted": 4,
+                "no_lesion": 5, "unusable": 6}
 
 
 class ControllerEvents(SignalGroup):
@@ -38,6 +41,7 @@ class ControllerEvents(SignalGroup):
     model_requested = Signal(str, str, object)  # spec, device, version name: load it in a worker
     predict_requested = Signal(str)  # "project" (unreviewed images) or "current" (the image on screen)
     save_requested = Signal()  # write the mask being edited now (fine-tuning reads masks/)
+    mask_replaced = Signal(str, object)  # stem, mask: a saved mask that is not the one on screen
 
 
 class ReviewController:
@@ -54,6 +58,9 @@ class ReviewController:
         self._busy: set[str] = set()
         self._workers: list[Any] = []
         self._predict_when_ready = False
+        self._default_user: str | None = None
+        self.reviewer = ""  # the name typed in the dock; blank: the project's default (the OS user)
+        self.effort = EffortMeter()
 
     # -- busy flags and workers ------------------------------------------------------------
     def set_busy(self, job: str, busy: bool) -> None:
@@ -112,6 +119,8 @@ class ReviewController:
             raise
         self.close_project()
         self.project, self.registry, self.current_stem = project, registry, None
+        self._default_user = project.user
+        self.set_reviewer(self.reviewer)
         self.counts = Counter(r.status.value for r in project.records.values())
         self.events.project_changed.emit(project)
         ready = self.session is not None and registry.active == self.session.version
@@ -151,10 +160,66 @@ class ReviewController:
         return self._apply(stem, lambda: commit_prediction(self.project, stem, version, uncertainty))
 
     def review(self, stem: str, mask: np.ndarray) -> ImageRecord:
-        """Save a person's mask for ``stem`` (raises NevsegError; nothing changes then)."""
-        record = self._apply(stem, lambda: self.project.review(stem, mask))
+        """Save a person's mask for ``stem`` with who and the effort (raises NevsegError;
+        nothing changes then)."""
+        effort = self.effort.peek(stem)
+        record = self._apply(stem, lambda: self.project.review(stem, mask, user=self.user, effort=effort))
+        self.effort.take(stem)
         self.events.reviewed.emit(stem)
         return record
+
+    # -- who, statuses and the history -------------------------------------------------------
+    @property
+    def user(self) -> str | None:
+        """Who is recorded with each change: the name typed in the dock, else the OS user."""
+        return self.reviewer or self._default_user
+
+    def set_reviewer(self, name: str) -> None:
+        """Record ``name`` with every change from now on (blank: the OS user); the project's
+        own lines (fine-tune rounds, notes) name the same person."""
+        self.reviewer = name.strip()
+        if self.project is not None:
+            self.project.user = self.user
+
+    def set_status(self, stem: str, status: str) -> ImageRecord:
+        """Mark an image *no lesion* (an empty mask is saved), *unusable* or *second opinion*
+        (kept out of training). Edits on screen are saved first, so none is lost."""
+        from napari_nevseg.core.project import Status
+
+        status = Status(status)
+        if stem == self.current_stem:
+            self.save_edits()
+        effort = self.effort.peek(stem)
+        record = self._apply(stem, lambda: self.project.set_status(stem, status, user=self.user, effort=effort))
+        self.effort.take(stem)
+        if status is Status.NO_LESION:
+            self.events.mask_replaced.emit(stem, self.project.read_mask(stem))
+        if status.reviewed:
+            self.events.reviewed.emit(stem)
+        return record
+
+    def history(self, stem: str) -> list:
+        """The saved mask versions of ``stem``, newest first ([] without a project)."""
+        if self.project is None or stem not in self.project.records:
+            return []
+        return self.project.history(stem)
+
+    def restore(self, stem: str, version_id: int) -> np.ndarray:
+        """Put a saved version back (a new history entry) after saving the edits on screen;
+        the panel showing ``stem`` puts it on screen as one undo step."""
+        if stem == self.current_stem:
+            self.save_edits()
+        restored: np.ndarray | None = None
+
+        def change() -> ImageRecord:
+            nonlocal restored
+            restored = self.project.restore(stem, version_id, user=self.user)
+            return self.project.records[stem]
+
+        self._apply(stem, change)
+        self.events.mask_replaced.emit(stem, restored)
+        self.events.reviewed.emit(stem)
+        return restored
 
     def save_edits(self) -> None:
         """Ask the review panel to write the mask being edited, if it was edited."""
@@ -176,22 +241,24 @@ class ReviewController:
             return []
         records = self.project.records
         if self.sort_mode.startswith("uncertainty"):
-            return sorted(records, key=lambda s: (records[s].status.reviewed, -(records[s].uncertainty or -1.0), s))
+            return sorted(records, key=lambda s: (records[s].status.decided, -(records[s].uncertainty or -1.0), s))
         if self.sort_mode == "status":
             return sorted(records, key=lambda s: (STATUS_ORDER.get(records[s].status.value, 9), s))
         return sorted(records)
 
     def set_current(self, stem: str | None) -> None:
         self.current_stem = stem
+        self.effort.start(stem)
         self.events.current_changed.emit(stem or "")
 
     def next_unreviewed(self, order: list[str], after: str | None) -> str | None:
-        """The first image not reviewed yet after ``after`` in ``order`` (wrapping), else None."""
+        """The first image not decided yet (reviewed, unusable or waiting for a second opinion)
+        after ``after`` in ``order`` (wrapping), else None."""
         if self.project is None or not order:
             return None
         start = order.index(after) + 1 if after in order else 0
         records = self.project.records
         for stem in order[start:] + order[:start]:
-            if stem != after and not records[stem].status.reviewed:
+            if stem != after and not records[stem].status.decided:
                 return stem
         return None

@@ -15,6 +15,7 @@ from napari_nevseg.widgets.click_panel import ClickPanel
 from napari_nevseg.widgets.click_tool import CLICK_KEYS, ClickTool
 from napari_nevseg.widgets.controller import ReviewController
 from napari_nevseg.widgets.display_row import MaskDisplayRow
+from napari_nevseg.widgets.history_panel import HistoryPanel
 from napari_nevseg.widgets.measure_panel import MeasurePanel
 from napari_nevseg.widgets.predict_panel import PredictPanel
 from napari_nevseg.widgets.review_panel import PROJECT_KEY, ReviewPanel
@@ -83,6 +84,7 @@ class NevsegWidget(QWidget):
         self.status_label = QLabel("loading the model…")
         self.status_label.setWordWrap(True)
         self.review = ReviewPanel(self.controller, self.view)
+        self.history = HistoryPanel(self.controller, self.view)
         self.predict = PredictPanel(self.controller, self.view)
         self.cleanup = CleanupPanel(self.view)
         self.measure = MeasurePanel(self.controller, self.view)
@@ -95,6 +97,7 @@ class NevsegWidget(QWidget):
         review_tab = QWidget()
         review_layout = QVBoxLayout(review_tab)
         review_layout.addWidget(_group("Project and queue", self.review))
+        review_layout.addWidget(_group("Reviewer and history", self.history))
         review_layout.addWidget(self.display)
         review_layout.addWidget(_group("Click to correct", self.click_panel))
         review_layout.addWidget(_group("Clean up the mask (Ctrl+Z undoes)", self.cleanup))
@@ -287,5 +290,6 @@ class NevsegWidget(QWidget):
         self.clicks.teardown()
         self.click_panel.teardown()
         self.review.teardown()
+        self.history.teardown()
         self.display.teardown()
         self.controller.close_project()

@@ -142,7 +142,7 @@ class PredictPanel(QWidget):
         if project is None:
             show_error("no project is open: open a project folder (images/ + masks/) first")
             return
-        todo = [(s, project.image_path(s)) for s, r in project.records.items() if not r.status.reviewed]
+        todo = [(s, project.image_path(s)) for s, r in project.records.items() if not r.status.decided]
         if not todo:
             show_info("every image of the project is reviewed; nothing to predict")
             return
@@ -207,13 +207,13 @@ class PredictPanel(QWidget):
 
         stem = self.controller.current_stem
         record = self.controller.project.records[stem]
-        if record.status.reviewed or self.view.is_dirty():
+        if record.status.decided or self.view.is_dirty():
             name = f"{stem} new prediction ({result.version})"
             if name in self.view.viewer.layers:
                 self.view.viewer.layers.remove(name)
             add_mask_layer(self.view.viewer, result.mask, name, like=self.view.mask_layer, comparison=True)
             self.view.viewer.layers.selection.active = self.view.mask_layer
-            kept = record.status.value if record.status.reviewed else "edited"
+            kept = record.status.value if record.status.decided else "edited"
             show_info(f"{stem} keeps its {kept} mask; the new prediction is in the layer '{name}' beside it")
             return
         write_prediction_file(self.controller.project, stem, result.mask)
@@ -233,5 +233,5 @@ class PredictPanel(QWidget):
         record = self.controller.commit_prediction(stem, result.version, result.uncertainty)
         if record is None or stem != self.controller.current_stem:
             return
-        if not record.status.reviewed and not self.view.is_dirty():
+        if not record.status.decided and not self.view.is_dirty():
             self._replace_review_mask(result.mask)

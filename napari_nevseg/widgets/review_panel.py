@@ -2,7 +2,8 @@
 
 Keys (shortcuts of the viewer's window, so they work wherever the focus is, except in a text
 or number field being edited): ``N`` or PageDown: next image; ``Shift+N`` or PageUp: previous
-image; ``Y``: accept and go to the next image not reviewed yet.
+image; ``Y``: accept and go to the next image not decided yet. *No lesion*, *unusable* and
+*second opinion* mark the image and go on in the same way.
 Leaving an image whose mask was edited saves it as *corrected*; accepting saves it at once.
 """
 
@@ -35,6 +36,19 @@ if TYPE_CHECKING:
 
 #: the project an image layer came from, so a reopened dock resumes it
 PROJECT_KEY = "nevseg_project"
+#: Labels modes in which a mouse press paints: each press-to-release is one stroke of the effort
+STROKE_MODES = ("paint", "erase", "fill")
+
+
+def _remove_callback(callbacks: list, callback) -> None:
+    if callback in callbacks:
+        callbacks.remove(callback)
+
+
+def _button(text: str, tip: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    return button
 
 
 class ReviewPanel(QWidget):
@@ -61,6 +75,11 @@ class ReviewPanel(QWidget):
         self.prev_btn = QPushButton("◀ Previous (Shift+N)")
         self.accept_btn = QPushButton("Accept (Y)")
         self.next_btn = QPushButton("Next (N) ▶")
+        self.status_btns = {
+            "no_lesion": _button("No lesion", "save an empty mask (training data) and go on"),
+            "unusable": _button("Unusable", "keep this image out of training and go on"),
+            "second_opinion": _button("2nd opinion", "ask for a second opinion: out of training until then; go on"),
+        }
         self.edit_label = QLabel("")
         self.edit_label.setWordWrap(True)
         self.progress_label = QLabel("")
@@ -79,6 +98,10 @@ class ReviewPanel(QWidget):
         for button in (self.prev_btn, self.accept_btn, self.next_btn):
             nav.addWidget(button)
         layout.addLayout(nav)
+        marks = QHBoxLayout()
+        for button in self.status_btns.values():
+            marks.addWidget(button)
+        layout.addLayout(marks)
         layout.addWidget(self.edit_label)
         layout.addWidget(self.progress_label)
 
@@ -88,12 +111,15 @@ class ReviewPanel(QWidget):
         self.prev_btn.clicked.connect(self.previous_image)
         self.next_btn.clicked.connect(self.next_image)
         self.accept_btn.clicked.connect(self.accept_current)
+        for status, button in self.status_btns.items():
+            button.clicked.connect(lambda _=False, status=status: self.mark_current(status))
         events = controller.events
         events.project_changed.connect(self._on_project)
         events.order_changed.connect(self._rebuild)
         events.record_changed.connect(self._on_record)
         events.current_changed.connect(self._on_current)
         events.save_requested.connect(self.save_current_edits)
+        events.mask_replaced.connect(self._on_mask_replaced)
         # napari announces a stroke before it writes the pixels: look a moment later (also
         # one comparison per burst of strokes, not per mouse move)
         self._edit_timer = QTimer(self, singleShot=True, interval=100)
@@ -165,6 +191,7 @@ class ReviewPanel(QWidget):
         self.progress_label.setText(
             f"{done:,} of {total:,} reviewed ({100 * done / max(total, 1):.0f}%) · "
             f"{counts['predicted']:,} predicted, {counts['unreviewed']:,} not predicted"
+            + (f", {aside:,} set aside" if (aside := counts["unusable"] + counts["second_opinion"]) else "")
         )
 
     def _update_edit_label(self, *_) -> None:
@@ -175,7 +202,7 @@ class ReviewPanel(QWidget):
 
     def _update_enabled(self) -> None:
         has = self.controller.project is not None
-        for button in (self.prev_btn, self.next_btn, self.accept_btn):
+        for button in (self.prev_btn, self.next_btn, self.accept_btn, *self.status_btns.values()):
             button.setEnabled(has)
 
     def _on_row_clicked(self, index) -> None:
@@ -225,6 +252,7 @@ class ReviewPanel(QWidget):
         if like is not None:
             mode = like.mode
             like.events.paint.disconnect(self._on_paint)
+            _remove_callback(like.mouse_drag_callbacks, self._on_mask_press)
             viewer.layers.remove(like)
             mask_layer.mode = mode
         view.image_layer, view.mask_layer = image_layer, mask_layer
@@ -234,9 +262,26 @@ class ReviewPanel(QWidget):
         if reset:
             viewer.reset_view()
         mask_layer.events.paint.connect(self._on_paint)
+        mask_layer.mouse_drag_callbacks.append(self._on_mask_press)
         view.mask_edited.emit()
 
     def _on_paint(self, _event=None) -> None:
+        self.view.mask_edited.emit()
+
+    def _on_mask_press(self, layer, _event) -> None:
+        """A press in a painting mode is one stroke, however many segments napari paints until
+        the release; a mask the dock puts on screen (a prediction, a restore) is none."""
+        if layer.mode in STROKE_MODES:
+            self.controller.effort.stroke()
+
+    def _on_mask_replaced(self, stem: str, mask: np.ndarray) -> None:
+        """A restored version (or the empty mask of *no lesion*) goes on screen as one undo step."""
+        from napari_nevseg.widgets._layers import apply_mask_undoable
+
+        if stem != self.controller.current_stem or not self.view.layer_in_viewer(self.view.mask_layer):
+            return
+        apply_mask_undoable(self.view.mask_layer, mask)
+        self.view.baseline = np.asarray(mask) > 0
         self.view.mask_edited.emit()
 
     def teardown(self) -> None:
@@ -245,6 +290,7 @@ class ReviewPanel(QWidget):
         self.queue.clear()
         if self.view.mask_layer is not None:
             self.view.mask_layer.events.paint.disconnect(self._on_paint)
+            _remove_callback(self.view.mask_layer.mouse_drag_callbacks, self._on_mask_press)
 
     # -- review actions --------------------------------------------------------------------
     def save_current_edits(self) -> bool:
@@ -270,8 +316,8 @@ class ReviewPanel(QWidget):
         return True
 
     def accept_current(self) -> None:
-        """Save the mask on screen as reviewed, then go to the next image not reviewed yet."""
-        from napari.utils.notifications import show_info, show_warning
+        """Save the mask on screen as reviewed, then go to the next image not decided yet."""
+        from napari.utils.notifications import show_warning
 
         stem = self.controller.current_stem
         if self.controller.project is None or stem is None:
@@ -280,11 +326,32 @@ class ReviewPanel(QWidget):
         if self.view.current_mask() is None:
             show_warning("the mask layer of this image was deleted; go to another image and back")
             return
-        if not self._write(stem):
+        if self._write(stem):
+            self._go_on(stem)
+
+    def mark_current(self, status: str) -> None:
+        """Mark the image on screen (no lesion, unusable, second opinion), then go on as Y does."""
+        from napari.utils.notifications import show_error, show_warning
+
+        from napari_nevseg.core.errors import NevsegError
+
+        stem = self.controller.current_stem
+        if self.controller.project is None or stem is None:
+            show_warning("open a project folder first (the queue is empty)")
             return
+        try:
+            self.controller.set_status(stem, status)
+        except NevsegError as exc:
+            show_error(f"{exc}; the mask is still on screen, nothing was lost")
+            return
+        self._go_on(stem)
+
+    def _go_on(self, stem: str) -> None:
+        from napari.utils.notifications import show_info
+
         following = self.controller.next_unreviewed(self.queue.order, stem)
         if following is None:
-            show_info("every image of the project is reviewed")
+            show_info("every image of the project is reviewed or marked")
             return
         self.show_stem(following)
 
