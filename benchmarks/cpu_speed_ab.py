@@ -104,7 +104,7 @@ def main() -> None:
                     write_mask_png(Path(tmp) / f"{k}.png", mask)
                     total[k].append(time.perf_counter() - t)
                     masks[k][f.stem] = mask
-                    x = p._batch([read_image(f)])  # private: Predictor has no public batch hook yet
+                    x = p.batch([read_image(f)])
                     t = time.perf_counter()
                     p.forward(x)
                     net[k].append(time.perf_counter() - t)

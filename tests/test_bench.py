@@ -92,7 +92,7 @@ def test_inference_copy_matches_the_model(tiny_session, make_blob):
 
     predictor = tiny_session.predictor
     rgb, _ = make_blob(40, 60, seed=4)
-    x = predictor._batch([rgb])
+    x = predictor.batch([rgb])
     with torch.inference_mode():
         plain = predictor.model(x.contiguous())
     with torch.autocast("cpu", enabled=False):

@@ -38,10 +38,8 @@ def controller(tmp_path: Path) -> ReviewController:
 
 
 def _predict(ctl: ReviewController, stem: str, uncertainty: float) -> None:
-    from napari_nevseg.widgets._project_io import write_prediction_file
-
     shape = ctl.project.image_shape(stem)
-    write_prediction_file(ctl.project, stem, np.ones(shape, bool))
+    ctl.project.write_prediction_file(stem, np.ones(shape, bool))
     ctl.commit_prediction(stem, "default", uncertainty)
 
 

@@ -173,11 +173,11 @@ def test_cpu_layout_follows_the_network():
     image = np.zeros((20, 30, 3), np.uint8)
     unet = Predictor(UNet(width=4, depth=2), meta, torch.device("cpu"))
     assert unet.channels_last
-    assert unet._batch([image]).is_contiguous(memory_format=torch.channels_last)
+    assert unet.batch([image]).is_contiguous(memory_format=torch.channels_last)
     res = Predictor(ResUNet(channels=(4, 8, 8)), meta, torch.device("cpu"))
     assert not res.channels_last
     # the input is plain NCHW too, not the channels-last strides an HWC image permutes to
-    assert res._batch([image]).is_contiguous()
+    assert res.batch([image]).is_contiguous()
     res.to_device(torch.device("cpu"))  # the out-of-memory fallback applies the same rule
     assert not res.channels_last
 

@@ -29,7 +29,7 @@ def _small(arch: str, norm: str = "batch") -> nn.Module:
     if arch == "unet":
         return UNet(width=4, depth=3, norm=norm)
     if arch == "resunet":
-        return ResUNet(channels=(4, 8, 8, 16), norm=norm, head_channels=4)
+        return ResUNet(channels=(4, 8, 8, 16), norm=norm, head_channels=4, top="refine")
     if arch == "resunet_direct":
         return ResUNet(channels=(4, 8, 8, 16), norm=norm, top="direct")
     return SegNet(channels=(4, 8, 8, 16), bottleneck=16, norm=norm)
@@ -78,8 +78,8 @@ def test_default_parameter_counts():
     assert count_parameters(UNet(width=16, depth=4)) == DEFAULT_UNET_PARAMETERS
     assert count_parameters(UNet()) == DEFAULT_UNET_PARAMETERS
     assert count_parameters(SegNet()) == DEFAULT_SEGNET_PARAMETERS
-    assert count_parameters(ResUNet()) == DEFAULT_RESUNET_PARAMETERS
-    assert count_parameters(ResUNet(top="direct")) == DIRECT_RESUNET_PARAMETERS
+    assert count_parameters(ResUNet(top="refine")) == DEFAULT_RESUNET_PARAMETERS
+    assert count_parameters(ResUNet()) == DIRECT_RESUNET_PARAMETERS  # the default: the shipped top
 
 
 @pytest.mark.parametrize(("top", "allowed"), [("refine", {8, 1}), ("direct", {1})])

@@ -203,7 +203,7 @@ def measure_latency(sessions: dict[str, Any], files: list[Path], rgbs: list, out
             file_to_file(files[0], name)
     in_turn("file_to_file_ms", [lambda n, f=f: file_to_file(f, n) for f in files])
     in_turn("in_process_ms", [lambda n, im=im: sessions[n].predictor.predict(im) for im in rgbs])
-    one = {name: session.predictor._batch(rgbs[:1]) for name, session in sessions.items()}
+    one = {name: session.predictor.batch(rgbs[:1]) for name, session in sessions.items()}
     reps = max(5, min(20, len(rgbs)))
     in_turn("network_ms", [lambda n: sessions[n].predictor.forward(one[n])] * reps)
     lows = {name: [session.predictor.low_res_probabilities([im])[0] for im in rgbs] for name, session in sessions.items()}
@@ -222,7 +222,7 @@ def measure_throughput(session, files: list[Path], rgbs: list, out_dir: Path, wo
     predictor, device = session.predictor, session.device
     row: dict[str, Any] = {}
     eight = (rgbs * (8 // len(rgbs) + 1))[:8]
-    x8 = predictor._batch(eight)
+    x8 = predictor.batch(eight)
     row["batch8_network_ips"] = 8 / median_seconds(lambda: predictor.forward(x8), device, reps=5)
     many = rgbs if len(rgbs) >= 8 else eight
     seconds = median_seconds(lambda: list(predictor.predict_many(many, batch_size=8)), device, reps=3, warmup=1)

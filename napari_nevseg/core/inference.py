@@ -4,7 +4,7 @@ The network sees the whole field of view at the model's working resolution (a le
 object whose outline needs global context, so no tiles); its probabilities are interpolated
 back to the image's own size, thresholded and cleaned up there.
 
-Speed (measured by ``nevseg bench``; see the README's numbers):
+Speed (each choice measured in docs/benchmarks.md, "What the CPU speed work bought"):
 
 - The network runs as an inference copy of the model: BatchNorm folded into the convolution
   before it, channels-last memory layout on the CPU and CUDA, bfloat16 autocast on CUDA and on
@@ -132,11 +132,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def prefers_channels_last(device: torch.device, model: nn.Module) -> bool:
-    """Whether ``model`` runs faster in channels-last layout on ``device``.
-
-    Measured (scripts/cpu_speed_ab.py): on CUDA it pays; on the CPU it pays for BatchNorm
-    networks (with folding, 1.71x for the UNet) but not for the instance-normalised ResUNet
-    (1.03x in float32, 0.68x in bfloat16).
+    """Whether ``model`` runs faster in channels-last layout on ``device``: on CUDA always; on
+    the CPU only for BatchNorm networks, whose folded convolutions the channels-last kernels
+    speed up, while instance-normalised ones lose more in the normalisation than they gain
+    (docs/benchmarks.md, ``benchmarks/cpu_speed_ab.py``).
     """
     if device.type == "cuda":
         return True
@@ -170,8 +169,6 @@ class Predictor:
         self.precision = precision
         #: channels-last layout for the network (see :func:`prefers_channels_last`)
         self.channels_last: bool = prefers_channels_last(self.device, model)
-        #: fold BatchNorm into the convolutions of the inference copy (measured: faster on the CPU)
-        self.fold_batchnorm: bool = True
         self.model = model
 
     # the model as loaded, and the inference copy the network actually runs
@@ -187,16 +184,12 @@ class Predictor:
         self._net = self._inference_copy(self._model)
 
     def _inference_copy(self, model: nn.Module) -> nn.Module:
-        net = fold_batchnorm(model) if self.fold_batchnorm else copy.deepcopy(model).eval()
+        net = fold_batchnorm(model)  # the same function in one pass less over each feature map
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         for p in net.parameters():
             p.requires_grad_(False)
         return net
-
-    def rebuild(self) -> None:
-        """Rebuild the inference copy (after changing ``channels_last`` or ``fold_batchnorm``)."""
-        self._net = self._inference_copy(self._model)
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
@@ -211,7 +204,10 @@ class Predictor:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if cpu_has_bf16() else None
 
-    def _batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+    def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The normalised network input ``(N, 3, H, W)`` of RGB images at the working size, on
+        the model's device, in the layout the network runs fastest in: what :meth:`forward`
+        takes (public so that benchmarks time the network alone on exactly this input)."""
         arrays = np.stack([resize_rgb(to_rgb_uint8(im), self.work_hw) for im in images])
         tensor = torch.from_numpy(arrays)
         if self.device.type == "cuda":
@@ -221,7 +217,7 @@ class Predictor:
         if self.clicks is not None:  # automatic mode: every guidance channel empty
             x = torch.cat([x, x.new_zeros(x.shape[0], len(GUIDANCE_CHANNELS), *x.shape[-2:])], dim=1)
         # the permute above leaves the pixels in channels-last order: choose the layout here
-        # (an NCHW network fed channels-last strides ran 1.7x slower on this CPU)
+        # (an NCHW network fed channels-last strides runs much slower: docs/benchmarks.md)
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     @torch.inference_mode()
@@ -237,7 +233,7 @@ class Predictor:
     def low_res_probabilities(self, images: Sequence[np.ndarray], tta: int | None = None) -> torch.Tensor:
         """``(N, H_work, W_work)`` float32 CPU probabilities, averaged over ``tta`` flips
         (1: none, 2: + horizontal flip, 4: + vertical and both)."""
-        x = self._batch(images)
+        x = self.batch(images)
         flips = TTA_FLIPS[: max(1, tta or self.tta)]
         total = None
         for dims in flips:

@@ -8,8 +8,8 @@ logits, for any H and W (inputs whose sides are not multiples of ``2**depth`` ar
 Normalisation. :class:`ResUNet` (the default model's architecture) uses InstanceNorm: each
 image is normalised on its own, which absorbs the exposure and white-balance differences between
 dermoscopes, and nothing depends on the batch, so fine-tuning on 2-4 corrected images needs no
-special care. Measured on the PH2 validation split, it beat BatchNorm in the same network (see
-README, "The model"). :class:`UNet` and :class:`SegNet` default to BatchNorm, the fastest on the
+special care. On the PH2 validation split it beat BatchNorm in the same network
+(docs/experiments.md). :class:`UNet` and :class:`SegNet` default to BatchNorm, the fastest on the
 CPU (it folds into the convolution at inference); few-shot fine-tuning keeps its running
 statistics frozen (:func:`freeze_batchnorm`). GroupNorm is available everywhere.
 """
@@ -33,7 +33,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         # Instance normalisation with a per-channel affine, computed by GroupNorm with one group
         # per channel: the same function and parameter names as InstanceNorm2d(affine=True), but
-        # without its repeat-and-batch-norm detour, 10% faster for the whole ResUNet on the CPU
+        # without its repeat-and-batch-norm detour (faster on the CPU: docs/benchmarks.md)
         return nn.GroupNorm(channels, channels)
     raise ValueError(f"unknown norm {kind!r}: use 'batch', 'group' or 'instance'")
 
@@ -177,8 +177,10 @@ class ResUNet(nn.Module):
 
     ``top`` is how the last stage returns to full resolution: ``"refine"`` (transposed convolution
     to ``head_channels``, a residual 3x3 convolution, a 1x1 head) or ``"direct"`` (one transposed
-    convolution straight to the logit, as MONAI's UNet ends; 16% faster on the CPU, and no
-    feature map at full resolution at all; ``head_channels`` is not used).
+    convolution straight to the logit, as MONAI's UNet ends: no feature map at full resolution at
+    all, so faster on the CPU; ``head_channels`` is not used). ``"direct"`` is the default, as in
+    the shipped model; files written before ``top`` existed load as ``"refine"``
+    (:func:`build_model`).
     """
 
     def __init__(
@@ -187,7 +189,7 @@ class ResUNet(nn.Module):
         channels: tuple[int, ...] = (16, 32, 64, 128, 256),
         norm: str = "instance",
         head_channels: int = 8,
-        top: str = "refine",
+        top: str = "direct",
     ) -> None:
         super().__init__()
         if len(channels) < 2 or min(channels) < 1:
@@ -270,6 +272,9 @@ def build_model(arch: str, params: dict[str, Any] | None = None) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     kwargs = dict(params or {})
+    if arch == "resunet":
+        # model files written before ``top`` was a parameter all have the refined top
+        kwargs.setdefault("top", "refine")
     if "channels" in kwargs:
         kwargs["channels"] = tuple(kwargs["channels"])
     return ARCHITECTURES[arch](**kwargs)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from napari_nevseg.core.checkpoint import load_model, weights_digest
+from napari_nevseg.core.content_hash import file_sha256
 from napari_nevseg.core.device import select_device
 from napari_nevseg.core.inference import Prediction, Predictor
 from napari_nevseg.core.interactive import predict_guided
@@ -36,14 +37,6 @@ def default_model_path() -> Path:
 def resolve_model_path(spec: str | os.PathLike[str]) -> Path:
     """``"default"`` means the shipped model; anything else is a path."""
     return default_model_path() if str(spec) == "default" else Path(spec)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelSession:
@@ -85,7 +78,7 @@ class ModelSession:
         path = resolve_model_path(spec)
         model, meta = load_model(path, dev)
         name = version or ("default" if str(spec) == "default" else meta.get("version") or path.stem)
-        return cls(model, meta, dev, name, content_hash=_file_sha256(path))
+        return cls(model, meta, dev, name, content_hash=file_sha256(path))
 
     @property
     def model(self) -> nn.Module:

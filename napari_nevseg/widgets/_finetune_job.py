@@ -26,7 +26,7 @@ def finetune_job(
 
     Runs entirely off the GUI thread; the GUI's model is never touched (``init`` is a copy).
     The worker thread runs at a lower CPU priority (``niceness``) so painting and panning win
-    the cores while it trains (measured: scripts/measure_gui_stalls.py).
+    the cores while it trains (measured by benchmarks/measure_gui_stalls.py).
     """
     from napari_nevseg.core.priority import background_priority
     from napari_nevseg.core.training import make_training_set, train

@@ -19,9 +19,9 @@ _DICE = QColor("#40d080")
 class LivePlot(QWidget):
     """Training loss per step (left axis) and validation Dice per epoch (right axis).
 
-    Painted with QPainter in ``paintEvent``: a repaint takes well under a millisecond, so it
-    can follow every training step without stalling the viewer. (A matplotlib Agg render of
-    the same figure took 25-50 ms in the GUI thread on the 2-core test machine, each time.)
+    Painted with QPainter in ``paintEvent``, cheap enough to follow every training step without
+    stalling the viewer, which a matplotlib render of the same figure per step was not
+    (docs/benchmarks.md).
     ``redraw`` only schedules a repaint; Qt merges repaints that pile up.
     """
 

@@ -22,6 +22,8 @@ class Predicted:
     uncertainty: float = float("nan")
     version: str = ""
     error: str | None = None
+    #: the model's content hash, so the project records which model made the mask
+    model_hash: str | None = None
     notes: tuple[str, ...] = ()
 
 
@@ -72,7 +74,7 @@ def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, c
         notes: list[str] = []
         pred = session.predict(rgb, threshold, cleanup, probability, notes.append)
         yield Predicted(key, rgb.shape[:2], pred.mask, pred.probability, pred.uncertainty,
-                        session.version, notes=tuple(notes))
+                        session.version, notes=tuple(notes), model_hash=session.content_hash)
 
 
 def predict_project(session, project, project_paths: Sequence[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
@@ -80,7 +82,6 @@ def predict_project(session, project, project_paths: Sequence[tuple[str, Any]], 
     (the GUI thread then only commits the record: no PNG encoding there)."""
     from napari_nevseg.core.errors import NevsegError
     from napari_nevseg.core.image_io import read_image
-    from napari_nevseg.widgets._project_io import write_prediction_file
 
     for stem, path in project_paths:
         try:
@@ -91,9 +92,9 @@ def predict_project(session, project, project_paths: Sequence[tuple[str, Any]], 
         notes: list[str] = []
         pred = session.predict(rgb, threshold, cleanup, False, notes.append)
         try:
-            write_prediction_file(project, stem, pred.mask)
+            project.write_prediction_file(stem, pred.mask)
         except NevsegError as exc:
             yield Predicted(stem, rgb.shape[:2], error=f"{exc} (prediction of {stem} not saved)")
             continue
         yield Predicted(stem, rgb.shape[:2], pred.mask, None, pred.uncertainty, session.version,
-                        notes=tuple(notes))
+                        notes=tuple(notes), model_hash=session.content_hash)

@@ -151,13 +151,15 @@ class ReviewController:
         self.events.record_changed.emit(stem)
         return record
 
-    def commit_prediction(self, stem: str, version: str, uncertainty: float) -> ImageRecord | None:
-        """Record a prediction whose file a worker already wrote; one record, O(1)."""
-        from napari_nevseg.widgets._project_io import commit_prediction
-
+    def commit_prediction(
+        self, stem: str, version: str, uncertainty: float, model_hash: str | None = None
+    ) -> ImageRecord | None:
+        """Record a prediction whose file a worker already wrote (``Project.write_prediction_file``),
+        with the content hash of the model that made it; one record, O(1)."""
         if self.project is None or stem not in self.project.records:
             return None
-        return self._apply(stem, lambda: commit_prediction(self.project, stem, version, uncertainty))
+        project = self.project
+        return self._apply(stem, lambda: project.commit_prediction(stem, version, uncertainty, model_hash))
 
     def review(self, stem: str, mask: np.ndarray) -> ImageRecord:
         """Save a person's mask for ``stem`` with who and the effort (raises NevsegError;

@@ -42,15 +42,31 @@ class MeasurePanel(QWidget):
         layout.addStretch(1)
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.update_measurements)
-        view.mask_edited.connect(lambda *_: self._timer.start())
-        controller.events.current_changed.connect(lambda *_: self._timer.start())
+        #: the mask changed while the tab was hidden: measure when it is shown
+        self.stale = True
+        view.mask_edited.connect(self._schedule)
+        controller.events.current_changed.connect(self._schedule)
         controller.events.project_changed.connect(self._on_project)
         view.viewer.layers.selection.events.active.connect(self._on_active_layer)
         self.pixel_size.valueChanged.connect(self._on_pixel_size)
         self.export_btn.clicked.connect(self._choose_export)
 
+    def _schedule(self, *_) -> None:
+        """Measure a moment after the mask settles, and only while the tab is on screen: the
+        measurements of a large photo's mask take long enough to stall every brush stroke or
+        click if made behind a hidden tab (benchmarks/click_latency.py)."""
+        if self.isVisible():
+            self._timer.start()
+        else:
+            self.stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.stale:
+            self._timer.start()
+
     def _on_active_layer(self, _event=None) -> None:
-        self._timer.start()
+        self._schedule()
 
     def teardown(self) -> None:
         """Disconnect from the viewer, which outlives this panel when the dock is closed."""
@@ -68,12 +84,13 @@ class MeasurePanel(QWidget):
         if self.controller.project is not None:
             self.controller.project.pixel_size_mm = self.pixel_size_mm()
             self.controller.project.save()
-        self._timer.start()
+        self._schedule()
 
     def update_measurements(self) -> dict | None:
         """Recompute from the layer on screen; returns the values shown (None: no lesion)."""
         from napari_nevseg.core.measure import display_rows, measure_lesion
 
+        self.stale = False
         layer = self.view.active_mask_layer()
         data = None if layer is None else np.asarray(layer.data)
         if data is None or data.ndim != 2:

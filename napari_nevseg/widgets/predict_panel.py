@@ -203,8 +203,6 @@ class PredictPanel(QWidget):
         replaced; the prediction goes to a layer beside it and the record stays as it was."""
         from napari.utils.notifications import show_info
 
-        from napari_nevseg.widgets._project_io import write_prediction_file
-
         stem = self.controller.current_stem
         record = self.controller.project.records[stem]
         if record.status.decided or self.view.is_dirty():
@@ -216,8 +214,8 @@ class PredictPanel(QWidget):
             kept = record.status.value if record.status.decided else "edited"
             show_info(f"{stem} keeps its {kept} mask; the new prediction is in the layer '{name}' beside it")
             return
-        write_prediction_file(self.controller.project, stem, result.mask)
-        self.controller.commit_prediction(stem, result.version, result.uncertainty)
+        self.controller.project.write_prediction_file(stem, result.mask)
+        self.controller.commit_prediction(stem, result.version, result.uncertainty, result.model_hash)
         self._replace_review_mask(result.mask)
 
     def _replace_review_mask(self, mask) -> None:
@@ -230,7 +228,7 @@ class PredictPanel(QWidget):
         """One finished project image: its file is written (by the worker); commit one record,
         which repaints one queue row. O(1) however large the project."""
         stem = result.key
-        record = self.controller.commit_prediction(stem, result.version, result.uncertainty)
+        record = self.controller.commit_prediction(stem, result.version, result.uncertainty, result.model_hash)
         if record is None or stem != self.controller.current_stem:
             return
         if not record.status.decided and not self.view.is_dirty():

@@ -24,7 +24,6 @@ def _tiny_project(root: Path, n: int) -> Path:
 
 
 def _gui_work_per_image(viewer, qtbot, root: Path, monkeypatch) -> dict[str, float]:
-    from napari_nevseg.widgets._project_io import write_prediction_file
     from napari_nevseg.widgets._state import ViewState
     from napari_nevseg.widgets._workers import Predicted
     from napari_nevseg.widgets.controller import SORT_MODES, ReviewController
@@ -43,7 +42,7 @@ def _gui_work_per_image(viewer, qtbot, root: Path, monkeypatch) -> dict[str, flo
     stems = sorted(project.records)[-FINISHED:]
     mask = np.ones((8, 8), bool)
     for stem in stems:  # the worker's half: encode and write each prediction file
-        write_prediction_file(project, stem, mask)
+        project.write_prediction_file(stem, mask)
 
     counts = {"sql": 0, "rows": 0, "stat": 0}
     main = threading.get_ident()

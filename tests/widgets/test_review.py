@@ -167,7 +167,16 @@ def test_measurements_follow_edits_and_export_csv(widget, project_dir, qtbot, tm
     assert "mm" in widget.measure.values["max diameter"].text()
     shown = widget.measure.values["area"].text()
     assert shown.endswith(f" mm²  ({int(values['area_px']):,} px²)") and "e+" not in shown  # not 6.065e+04
+    # behind a hidden tab an edit only marks the values stale; showing the tab measures
     widget.view.mask_layer.paint((40, 40), 1)
+    qtbot.wait(400)
+    assert widget.measure.stale and widget.measure.values["area"].text() == shown
+    widget.viewer.window.show()  # the dock, and its tab, on screen
+    widget.show_panel(widget.measure)
+    qtbot.waitUntil(lambda: widget.measure.values["area"].text() != shown, timeout=5000)
+    # and while it is on screen, measurements follow each edit
+    shown = widget.measure.values["area"].text()
+    widget.view.mask_layer.paint((10, 10), 1)
     qtbot.waitUntil(lambda: widget.measure.values["area"].text() != shown, timeout=5000)
     widget.review.accept_current()
     out = widget.measure.export_csv(tmp_path / "m.csv")
@@ -195,3 +204,14 @@ def test_bad_input_gives_a_notification_not_a_traceback(widget, tmp_path, case, 
         expected = "not an image layer"
     assert any(expected in message for message in notifications), notifications
     assert widget.controller.session is not None
+
+
+def test_predictions_record_the_model_by_content_hash(widget, project_dir, qtbot):
+    """A project knows which model made each mask by its content, not by the name "default",
+    which will come to mean another model (issue 13 point 7)."""
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    project, session = widget.controller.project, widget.controller.session
+    predicted = [r for r in project.records.values() if r.model_version is not None]
+    assert predicted and {r.model_hash for r in predicted} == {session.content_hash}
+    assert len(session.content_hash) == 64
