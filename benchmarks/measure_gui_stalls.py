@@ -75,9 +75,7 @@ def main() -> int:
     wait(lambda: widget.controller.session is not None)
     # the one-off imports of the first training step run in a worker once the model is loaded
     # (about 0.2 s of event-loop stall, once per session); measure after them
-    from napari_nevseg.widgets._workers import TRAINING_WARM
-
-    wait(TRAINING_WARM.is_set)
+    wait(widget.training_ready)
     widget.open_project(root)
     wait(lambda: not widget.controller.is_busy())
     if args.threads:

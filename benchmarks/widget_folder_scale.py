@@ -61,10 +61,8 @@ def time_widget(root: Path, period_ms: float) -> dict:
         loop.exec()
         poll.stop()
 
-    from napari_nevseg.widgets._workers import TRAINING_WARM
-
     wait(lambda: ctl.session is not None)
-    wait(TRAINING_WARM.is_set)
+    wait(widget.training_ready)
     lateness: list[float] = []
     last = [time.perf_counter()]
 

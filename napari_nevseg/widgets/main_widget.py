@@ -253,6 +253,15 @@ class NevsegWidget(QWidget):
 
         start_worker(self.controller, warm_up_training)
 
+    @staticmethod
+    def training_ready() -> bool:
+        """Whether the first fine-tune step's one-off imports are done (they run in a worker
+        after the first model load, once per process). Measurements of the viewer's
+        responsiveness wait for it, so that this one-off cost does not count against them."""
+        from napari_nevseg.widgets._workers import TRAINING_WARM
+
+        return TRAINING_WARM.is_set()
+
     def _update_status(self, *_) -> None:
         session = self.controller.session
         parts = []
