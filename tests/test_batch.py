@@ -11,15 +11,7 @@ from PIL import Image
 
 from napari_nevseg.cli import main
 from napari_nevseg.core.batch import FAILURES_NAME, RECORD_NAME
-
-
-def _stderr_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got {lines!r}"
-    assert lines[0].startswith("nevseg:")
-    return lines[0]
+from tests.cli_checks import stderr_line as _stderr_line
 
 
 @pytest.fixture
