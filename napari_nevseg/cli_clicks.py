@@ -59,7 +59,9 @@ def run_click_evaluate(args: argparse.Namespace) -> int:
     if not modes:
         raise NevsegError(f"model {session.version} takes no clicks; choose a click model with --model, "
                           "or add --brush to measure the brush alone")
-    pairs = find_pairs(args.images, args.masks)
+    from napari_nevseg.cli_commands import subset_pairs
+
+    pairs = subset_pairs(find_pairs(args.images, args.masks), session, args.subset)
     if not pairs:
         raise NoPairsError("nothing to evaluate")
     curves = evaluate_clicks(_samples(pairs), session, args.clicks, modes)

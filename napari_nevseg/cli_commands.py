@@ -231,6 +231,17 @@ def _training_data(args: argparse.Namespace, work_hw, say=print) -> _TrainingDat
     return _TrainingData(load("train"), load("val"), [s for split in splits.values() for s in split.stems("test")], shares)
 
 
+def subset_pairs(pairs: list, session, subset: str) -> list:
+    """The pairs of one split recorded in the model file (``all``: every pair)."""
+    if subset == "all":
+        return pairs
+    key = {"test": "test_images", "val": "val_images", "train": "train_images"}[subset]
+    wanted = set(session.meta.get("training", {}).get(key) or [])
+    if not wanted:
+        raise ModelFileError(f"model {session.version} records no {subset} split")
+    return [p for p in pairs if p.stem in wanted]
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train and write one model file; under torchrun, every process trains its share of the
     same run and rank 0 alone prints and writes (``core/training/distributed.py``)."""
@@ -343,13 +354,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         session = ModelSession.load(args.model, args.device)
         if args.tta:
             session.predictor.tta = args.tta
-        pairs = find_pairs(args.images, args.masks)
-        if args.subset != "all":
-            key = {"test": "test_images", "val": "val_images", "train": "train_images"}[args.subset]
-            wanted = set(session.meta.get("training", {}).get(key) or [])
-            if not wanted:
-                raise ModelFileError(f"model {session.version} records no {args.subset} split")
-            pairs = [p for p in pairs if p.stem in wanted]
+        pairs = subset_pairs(find_pairs(args.images, args.masks), session, args.subset)
         cleanup = Cleanup.none() if args.no_cleanup else Cleanup()
         for pair in pairs:
             image = read_image(pair.image)

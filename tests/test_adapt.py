@@ -32,13 +32,14 @@ def test_finetuning_on_two_corrected_images_helps_the_others():
     torch.set_num_threads(2)
     session = ModelSession.load("default", "cpu")
     samples = {name: (name, image, mask) for name, image, mask in _samples(colour_shift)}
-    # IMD003 (hairy, the sample the shift hurts most: 0.95 -> 0.80) is the one left to predict
+    # IMD003 (hairy, the sample the shift hurts most: 0.94 -> 0.88 with the PH2 + ISIC default,
+    # 0.95 -> 0.80 with the PH2-only one) is the one left to predict
     train = [samples["IMD008"], samples["IMD405"]]
     val, evaluation = [samples["IMD085"]], [samples["IMD003"]]
     config = TrainConfig(epochs=20, batch_size=2, lr=1e-3, patience=20, freeze_bn=True, device="cpu", seed=0)
     report, result = finetune_and_score(session, train, val, evaluation, config)
-    assert report.dice_before < 0.85, "the shift must hurt the shipped model, or the test shows nothing"
-    assert report.dice_after > report.dice_before + 0.08, report
+    assert report.dice_before < 0.90, "the shift must hurt the shipped model, or the test shows nothing"
+    assert report.dice_after > report.dice_before + 0.03, report  # 0.881 -> 0.924 on 2026-12-01
     assert result.metadata["parent"] == "default"
     # the session's own model was not changed by the fine-tune
     assert mean_dice(session, evaluation) == pytest.approx(report.dice_before)

@@ -122,3 +122,23 @@ def test_brush_alone_with_a_model_without_clicks(capsys, tiny_model_file):
                  "--masks", str(SAMPLES / "masks"), "--model", str(tiny_model_file)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "brush only" in out[0] and out[1].split() == ["brush"]
+
+
+def test_evaluate_clicks_on_the_test_split_recorded_in_the_model(click_model_file, tmp_path, capsys):
+    """`--subset test` picks the model's own held-out images for the click protocol too (the
+    ISIC test split lives inside isic2017/train, beside images the model trained on)."""
+    from napari_nevseg.core.checkpoint import load_model, save_model
+
+    model, meta = load_model(click_model_file, "cpu")
+    meta.pop("weights_sha256", None)
+    meta.setdefault("training", {})["test_images"] = ["IMD003", "IMD085"]
+    recorded = tmp_path / "with_split.safetensors"
+    save_model(recorded, model, meta)
+    base = ["evaluate", "--clicks", "2", "--images", str(SAMPLES / "images"), "--masks", str(SAMPLES / "masks"),
+            "--device", "cpu", "--subset", "test"]
+    assert main([*base, "--model", str(recorded)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("click protocol: 2 images")
+    meta["training"]["test_images"] = []
+    save_model(recorded, model, meta)
+    assert main([*base, "--model", str(recorded)]) == 2
+    assert "records no test split" in capsys.readouterr().err

@@ -208,10 +208,10 @@ def test_old_three_channel_model_predicts_as_before(blob_session, make_blob):
     assert boxed.mask.shape == (45, 67)
 
 
-def test_the_shipped_model_takes_no_clicks():
+def test_the_shipped_model_takes_clicks():
     session = ModelSession.load("default", "cpu")
-    assert session.supports_clicks is False
-    assert session.meta.get("in_channels", 3) == 3
+    assert session.supports_clicks is True
+    assert session.meta["in_channels"] == 6 and session.meta["clicks"]["encoding"] == "disk"
 
 
 def test_content_hash(click_model_file, blob_model_file, click_session, blob_session, model_meta):

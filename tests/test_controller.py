@@ -130,3 +130,22 @@ def test_statuses_reviewer_effort_and_restore_through_the_controller(controller)
     assert audit[-1]["user"] == "Dr. Ada"
     controller.set_reviewer("")
     assert controller.user == controller._default_user
+
+
+def test_a_prediction_by_another_model_says_so_by_content_hash(controller):
+    """'default' comes to mean another model: a mask the earlier default made is named as its
+    work (its hash), never relabelled as the loaded model's."""
+    from types import SimpleNamespace
+
+    old, new = "a" * 64, "b" * 64
+    shape = controller.project.image_shape("IMD003")
+    for stem, model_hash in (("IMD003", old), ("IMD008", new), ("IMD085", None)):
+        controller.project.write_prediction_file(stem, np.ones(shape, bool))
+        controller.commit_prediction(stem, "default", 0.1, model_hash)
+    controller.session = SimpleNamespace(version="default", content_hash=new)
+    said = controller.other_model("IMD003")
+    assert said is not None and "another model" in said and old[:12] in said and new[:12] in said
+    assert controller.other_model("IMD008") is None  # the loaded model made it
+    assert "before models were recorded" in controller.other_model("IMD085")
+    assert controller.other_model("IMD405") is None  # nothing predicted yet
+    assert controller.project.records["IMD003"].model_hash == old  # the record is untouched

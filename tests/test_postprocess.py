@@ -158,3 +158,54 @@ def test_keep_largest_also_keeps_regions_holding_a_point():
     np.testing.assert_array_equal(keep_largest_region(mask), mask & (np.arange(40) < 15)[None, :] & (np.arange(20) < 13)[:, None])
     cleaned = clean_mask(mask, Cleanup(smooth=False), keep_points=[(16, 21)])
     assert cleaned[15:18, 20:23].all() and not cleaned[15:18, 30:33].any()
+
+
+def _big_lesion(seed: int, hw=(1500, 2000)) -> np.ndarray:
+    """A wobbly lesion of a 3-megapixel image, with specks and pinholes, the way a network's
+    upsampled mask looks."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    coarse = ndimage.gaussian_filter(rng.normal(size=(hw[0] // 16, hw[1] // 16)), 6)
+    rows, cols = np.ogrid[: coarse.shape[0], : coarse.shape[1]]
+    bump = -((rows - coarse.shape[0] / 2) ** 2 + (cols - coarse.shape[1] / 2) ** 2) / (coarse.shape[0] * 12)
+    field = np.kron(coarse / coarse.std() * 0.3 + bump, np.ones((16, 16)))[: hw[0], : hw[1]]
+    mask = field > np.quantile(field, 0.7)
+    mask[60:200, 60:200] = True  # a speck far from the lesion
+    centre = (hw[0] // 2, hw[1] // 2)
+    mask[centre[0] - 30 : centre[0] + 30, centre[1] - 30 : centre[1] + 30] = False  # a hole inside it
+    return mask
+
+
+def test_coarse_clean_up_of_a_large_mask_matches_the_full_resolution_one(monkeypatch):
+    """Above COARSE_MIN_PIXELS the clean-up runs on a coarser grid (3 s -> tens of ms on a
+    4288x2848 image); its outline must be the full-resolution clean-up's within a pixel or two,
+    and it must still drop specks, fill holes and keep clicked regions."""
+    from scipy import ndimage
+
+    import napari_nevseg.core.postprocess as postprocess
+    from napari_nevseg.core.metrics import jaccard
+
+    mask = _big_lesion(0)
+    calls, real = [], postprocess._coarse_clean
+    monkeypatch.setattr(postprocess, "_coarse_clean", lambda *a: calls.append(a[2]) or real(*a))
+    coarse = clean_mask(mask)
+    assert calls and calls[0] > 1  # the coarse path is the one under test
+    exact = _whole_image_clean(mask, Cleanup())
+    assert jaccard(coarse, exact) > 0.995
+    differing = coarse ^ exact
+    # the differences are a thin band along the outline, not regions
+    assert not ndimage.binary_erosion(differing, iterations=3).any()
+    assert not coarse[60:200, 60:200].any()  # the speck is dropped
+    centre = (mask.shape[0] // 2, mask.shape[1] // 2)
+    assert coarse[centre].all()  # the hole is filled
+    kept = clean_mask(mask, keep_points=[(130, 130)])
+    assert kept[100:160, 100:160].all()  # a positive click keeps its region
+
+
+def test_small_images_never_take_the_coarse_path():
+    from napari_nevseg.core.postprocess import coarse_factor
+
+    assert coarse_factor((576, 768), 0.004 * np.hypot(576, 768)) == 1  # PH2: exact as before
+    assert coarse_factor((150, 200), 8.5) == 1
+    assert coarse_factor((2848, 4288), 20.6) == 6

@@ -12,7 +12,9 @@ Speed (each choice measured in docs/benchmarks.md, "What the CPU speed work boug
   model as loaded (fine-tuning starts from it).
 - The clean-up runs on the lesion's bounding box (plus the smoothing radius) instead of the
   whole image, and holes are filled by labelling the background once. Both give exactly the
-  mask :func:`~napari_nevseg.core.postprocess.clean_mask` gives on the whole image.
+  mask the clean-up gives on the whole image, except on masks of millions of pixels (from
+  about 1600x1000), cleaned on a coarser grid to within a pixel or two of it
+  (:func:`~napari_nevseg.core.postprocess.clean_mask`).
 """
 
 from __future__ import annotations

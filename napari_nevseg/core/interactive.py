@@ -27,8 +27,10 @@ __all__ = ["predict_guided", "focus_window", "check_box", "check_prior"]
 
 Window = tuple[int, int, int, int]  # row0, col0, row1, col1 (ends excluded)
 
-#: the window is the object's box times this, at least this share of the image's sides
-_WIDEN, _MIN_SHARE, _BOX_WIDEN = 1.4, 0.3, 1.2
+#: the window is the object's box times this, at least this share of the image's sides; a
+#: box's window is 1.5 times it, inside the 1.3-2.2 of the focus crops the click model trains
+#: on (ISIC validation, box alone: Dice 0.867 at 1.2, 0.873 at 1.5, 0.875 at 1.8)
+_WIDEN, _MIN_SHARE, _BOX_WIDEN = 1.4, 0.3, 1.5
 #: the prior's regions within this share of the image diagonal from a click belong to its object,
 #: and the window reaches at least this far around every click (a click on missed lesion says
 #: nothing of how far the lesion goes on)

@@ -109,7 +109,11 @@ def _metric_lines(metrics: Mapping[str, Any]) -> list[str]:
     after, before = metrics.get("val_dice"), metrics.get("val_dice_before")
     if after is not None:
         lines.append(f"validation Dice {before:.3f} → {after:.3f}" if before is not None else f"validation Dice {after:.3f}")
-    if metrics.get("test_dice") is not None:
+    by_source = metrics.get("by_source") or {}
+    for name, row in by_source.items():
+        lines.append(f"{name} ({row['n']} images, never trained on): Dice {row['dice']:.3f}, "
+                     f"Jaccard {row['jaccard']:.3f}")
+    if metrics.get("test_dice") is not None and not by_source:
         text = f"held-out test Dice {metrics['test_dice']:.3f}"
         if metrics.get("test_jaccard") is not None:
             text += f", Jaccard {metrics['test_jaccard']:.3f}"

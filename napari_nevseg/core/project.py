@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_nevseg.core.atomic import atomic_write_text
+from napari_nevseg.core.atomic import atomic_write_bytes, atomic_write_text
 from napari_nevseg.core.errors import MaskError, NevsegError, NoPairsError, ProjectInUseError
 from napari_nevseg.core.fs_kind import network_fs_type
 from napari_nevseg.core.history import MaskHistory
@@ -216,6 +216,11 @@ class Project:
         """Encode and atomically write the predicted mask; touches no database, so a worker
         thread can do it and leave only :meth:`commit_prediction` to the main thread."""
         return write_mask_png(self.prediction_path(stem), mask)
+
+    def write_encoded_prediction(self, stem: str, png: bytes) -> Path:
+        """:meth:`write_prediction_file` for a mask another thread already encoded
+        (``encode_png(mask_to_uint8(mask))``): the atomic write alone."""
+        return atomic_write_bytes(self.prediction_path(stem), png)
 
     def commit_prediction(
         self, stem: str, model_version: str, uncertainty: float, model_hash: str | None = None

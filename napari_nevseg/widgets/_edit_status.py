@@ -13,10 +13,18 @@ MODIFIED = "●"
 
 
 def edit_status(controller: ReviewController, view: ViewState) -> str:
-    """One line of rich text for the image on screen ('' when there is none)."""
+    """Rich text for the image on screen ('' when there is none): whether it is saved and,
+    when another model made its prediction than the one loaded, which."""
     project, stem = controller.project, controller.current_stem
     if project is None or stem not in project.records:
         return ""
+    line = _saved_line(controller, view, stem)
+    other = controller.other_model(stem)
+    return line if other is None else f"{line}<br><i>{other}</i>"
+
+
+def _saved_line(controller: ReviewController, view: ViewState, stem: str) -> str:
+    project = controller.project
     status = project.records[stem].status
     if view.current_mask() is None:
         return f"<b>{stem}</b> ({status.value}): its mask layer was deleted; go to another image and back"

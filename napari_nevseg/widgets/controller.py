@@ -161,6 +161,22 @@ class ReviewController:
         project = self.project
         return self._apply(stem, lambda: project.commit_prediction(stem, version, uncertainty, model_hash))
 
+    def other_model(self, stem: str) -> str | None:
+        """A sentence when the prediction of ``stem`` was made by another model than the one
+        loaded now, told apart by content hash (so an earlier "default" is never taken for the
+        current one); ``None`` when it is the loaded model, or nothing was predicted."""
+        record = self.project.records.get(stem) if self.project is not None else None
+        if record is None or record.model_version is None or self.session is None:
+            return None
+        if record.model_hash == self.session.content_hash:
+            return None
+        made = f"'{record.model_version}'" + (f" ({record.model_hash[:12]})" if record.model_hash else "")
+        when = f" on {record.predicted_at[:10]}" if record.predicted_at else ""
+        loaded = f"'{self.session.version}' ({self.session.content_hash[:12]})"
+        if record.model_hash is None:
+            return f"predicted by {made}{when}, before models were recorded by content; loaded now: {loaded}"
+        return f"predicted by another model, {made}{when}; loaded now: {loaded}"
+
     def review(self, stem: str, mask: np.ndarray) -> ImageRecord:
         """Save a person's mask for ``stem`` with who and the effort (raises NevsegError;
         nothing changes then)."""

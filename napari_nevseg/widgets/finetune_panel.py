@@ -252,8 +252,13 @@ class FinetunePanel(QWidget):
         if not outcome.adopted:
             show_info(outcome.message)
             return
+        from napari_nevseg.core.content_hash import file_sha256
+
         device = self.controller.session.device if self.controller.session is not None else None
-        self.controller.set_session(ModelSession(result.model, outcome.metadata, device, outcome.version))
+        # named by its file's hash, as when the version is loaded later: one model, one name
+        content_hash = file_sha256(registry.path(outcome.version))
+        self.controller.set_session(ModelSession(result.model, outcome.metadata, device, outcome.version,
+                                                 content_hash))
         show_info(f"fine-tuned model {outcome.version} is active; 'Re-predict unreviewed' updates the queue")
 
     def _on_cancelled(self) -> None:

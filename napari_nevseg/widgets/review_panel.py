@@ -118,6 +118,7 @@ class ReviewPanel(QWidget):
         events.order_changed.connect(self._rebuild)
         events.record_changed.connect(self._on_record)
         events.current_changed.connect(self._on_current)
+        events.session_changed.connect(self._update_edit_label)
         events.save_requested.connect(self.save_current_edits)
         events.mask_replaced.connect(self._on_mask_replaced)
         # napari announces a stroke before it writes the pixels: look a moment later (also

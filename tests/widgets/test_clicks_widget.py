@@ -248,11 +248,12 @@ def test_clicked_mask_counts_as_corrected_and_clicks_clear_on_accept(click_widge
     assert len(w.clicks.points.data) == 0
 
 
-def test_a_model_without_clicks_greys_the_tool_out(click_widget, qtbot, tmp_path, click_model_file, notifications):
+def test_a_model_without_clicks_greys_the_tool_out(click_widget, qtbot, tmp_path, click_model_file, tiny_model_file,
+                                                  notifications):
     w = click_widget
     root, truths = _lesion_project(tmp_path / "p")
     _open(w, qtbot, root)
-    w.controller.request_version("default")  # the shipped default has no click mode yet
+    w.load_model(str(tiny_model_file), "cpu")  # a 3-channel model file, as before issue 13
     qtbot.waitUntil(lambda: not w.controller.session.supports_clicks, timeout=LONG)
     wait_idle(qtbot, w)
     text = w.click_panel.status_label.text()

@@ -1,0 +1,72 @@
+"""The widget's *Predict project* worker (widgets/_workers.py), without Qt: batched like
+``nevseg predict``, yet every image's mask is the one ``ModelSession.predict`` gives, the
+results come in the project's order, and a broken image is reported in its place."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from napari_nevseg.core.image_io import read_image, read_mask
+from napari_nevseg.core.project import Project
+from napari_nevseg.widgets._workers import predict_project
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def _project(tmp_path: Path, copies: int) -> Project:
+    images = tmp_path / "project" / "images"
+    images.mkdir(parents=True)
+    for i in range(copies):
+        for image in sorted((SAMPLES / "images").glob("*.png")):
+            shutil.copy(image, images / f"{image.stem}_{i}.png")
+    (images / "broken.png").write_bytes(b"not a png")
+    return Project.open(images.parent)
+
+
+def test_batched_project_prediction_equals_one_image_at_a_time(tmp_path, click_session):
+    project = _project(tmp_path, copies=3)  # 12 images and a broken one: batches of 5 leave a rest
+    todo = [(stem, project.image_path(stem)) for stem in sorted(project.records)]
+    results = list(predict_project(click_session, project, todo, None, _cleanup(), batch_size=5, workers=2))
+    assert [r.key for r in results] == [stem for stem, _ in todo]
+    broken = next(r for r in results if r.key == "broken")
+    assert broken.error and broken.mask is None
+    for result in results:
+        if result.key == "broken":
+            continue
+        image = read_image(project.image_path(result.key))
+        expected = click_session.predict(image, cleanup=_cleanup())
+        # batched convolutions may round differently from single ones: a pixel at the threshold
+        assert np.count_nonzero(result.mask != expected.mask) <= 4
+        assert abs(result.uncertainty - expected.uncertainty) < 1e-4
+        assert result.model_hash == click_session.content_hash
+        written = read_mask(project.prediction_path(result.key), image.shape[:2])
+        np.testing.assert_array_equal(written, result.mask)
+
+
+def test_a_run_stopped_between_images_leaves_no_unrecorded_prediction_file(tmp_path, click_session):
+    """napari's worker stops by no longer asking the generator for the next image (it does not
+    close it): every prediction file on disk must belong to an image already yielded (whose
+    record the GUI thread commits), however far decoding and clean-up had got ahead."""
+    import time
+
+    project = _project(tmp_path, copies=2)
+    todo = [(stem, project.image_path(stem)) for stem in sorted(project.records)]
+    gen = predict_project(click_session, project, todo, None, _cleanup(), batch_size=4, workers=2)
+    yielded = {next(gen).key for _ in range(2)}
+    time.sleep(1.0)  # the pool finishes what it had started for this batch
+    written = {p.stem for p in project.prediction_path(todo[0][0]).parent.glob("*.png")}
+    assert written == yielded
+    gen.close()  # the pool is let go
+    import threading
+
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("nevseg-predict") and t.is_alive()]
+
+
+def _cleanup():
+    from napari_nevseg.core.postprocess import Cleanup
+
+    return Cleanup()
