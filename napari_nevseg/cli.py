@@ -73,12 +73,18 @@ def _add_train(sub) -> None:
     p.add_argument("--norm", default=None, choices=("batch", "group", "instance"),
                    help="normalisation (default: instance for resunet, batch otherwise)")
     p.add_argument("--work-size", default="256x192", help="working resolution WxH (from scratch)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=None, help="default 2e-3 from scratch, 5e-4 fine-tuning")
+    p.add_argument("--upright", action="store_true",
+                   help="objects that are never upside down (people, not lesions): no rotations in training, "
+                   "no upside-down flips when predicting")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: 60 from scratch; fine-tuning, the plan the data chooses (set by hand with this "
+                   "and the flags below)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 8 from scratch; fine-tuning, the plan's")
+    p.add_argument("--lr", type=float, default=None, help="default 2e-3 from scratch; fine-tuning, the plan's")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
     p.add_argument("--patience", type=int, default=None, help="early stopping: epochs without gain")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="default 0.2 from scratch; fine-tuning, the plan's pool (none below 20 images)")
     p.add_argument("--holdout-fraction", type=float, default=0.0,
                    help="also hold out this fraction as a test set (never trained on, recorded in the model)")
     p.add_argument("--strata", type=Path, default=None, help="CSV (id, diagnosis, ...) to stratify the splits")

@@ -154,7 +154,7 @@ def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
 
     strata = read_strata(args.strata) if args.strata else None
     rest, test = stratified_split(stems, args.holdout_fraction, args.seed, strata)
-    train, val = stratified_split(rest, args.val_fraction, args.seed + 1, strata)
+    train, val = stratified_split(rest, 0.2 if args.val_fraction is None else args.val_fraction, args.seed + 1, strata)
     return train, val, test
 
 
@@ -261,6 +261,10 @@ def _train(args: argparse.Namespace, ranks) -> int:
     from napari_nevseg.core.training.resume import checkpoint_path_for
 
     init = None if args.init == "none" else load_model(resolve_model_path(args.init), "cpu")
+    if init is not None and args.recipe is None:
+        from napari_nevseg.cli_finetune import run_finetune
+
+        return run_finetune(args, init, ranks)
     work_hw = tuple(init[1]["work_size"]) if init else _parse_size(args.work_size)
     fine_tune = init is not None
     say = print if ranks.lead else _silent
@@ -269,8 +273,8 @@ def _train(args: argparse.Namespace, ranks) -> int:
         arch=args.arch,
         arch_params=_arch_params(args),
         work_size=work_hw,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        epochs=60 if args.epochs is None else args.epochs,
+        batch_size=8 if args.batch_size is None else args.batch_size,
         lr=args.lr if args.lr is not None else (5e-4 if fine_tune else 2e-3),
         seed=args.seed,
         max_minutes=args.max_minutes,
@@ -278,7 +282,7 @@ def _train(args: argparse.Namespace, ranks) -> int:
         freeze_bn=fine_tune,
         device=args.device,
         threads=args.threads,
-        augment=AugmentConfig(hairs=args.hairs),
+        augment=AugmentConfig(hairs=args.hairs, rotate=not args.upright),
         clicks=_click_training(args, init),
         source_shares=data.shares,
         epoch_size=args.epoch_size if data.shares else None,

@@ -46,7 +46,7 @@ def test_a_run_that_changed_no_weight_is_not_a_new_version(setup):
     outcome = adopt_finetune(result, registry, project)
     assert outcome.kind is Adoption.UNCHANGED and not outcome.adopted
     assert outcome.version is None and outcome.active == "v1" and outcome.parent == "v1"
-    assert "changed no weights" in outcome.message and "v1 stays active" in outcome.message
+    assert "did not beat v1 on the 1 validation images" in outcome.message and "v1 stays active" in outcome.message
     assert registry.versions() == ["default", "v1"] and registry.active == "v1"
     assert ModelRegistry(project.models_dir).versions() == ["default", "v1"]
     assert project.rounds == []
@@ -59,7 +59,9 @@ def test_a_run_that_changed_weights_becomes_the_active_version(setup):
     outcome = adopt_finetune(result, registry, project, min_gain=0.01)  # nothing to judge it by
     assert outcome.kind is Adoption.ADOPTED, outcome.message
     assert outcome.version == "v2" == registry.active == outcome.active
-    assert outcome.metadata["version"] == "v2" and outcome.message.startswith("new model v2")
+    assert outcome.metadata["version"] == "v2"
+    # no pool to judge it by: the words say so, and that the next reviews will tell
+    assert outcome.message.startswith("v2 learned from all 2 reviewed images") and "untested yet" in outcome.message
     assert Project.open(project.root).rounds[-1]["version"] == "v2"
     assert project.rounds[-1]["parent"] == "v1"
     assert project.rounds[-1]["train_images"] == ["b0", "b1"]
@@ -76,3 +78,24 @@ def test_a_run_that_does_not_beat_its_start_can_be_refused(setup):
     assert outcome.kind is Adoption.NOT_BETTER and "did not beat v1" in outcome.message
     assert "0.800 → 0.805" in outcome.message
     assert registry.versions() == ["default", "v1"] and project.rounds == []
+
+
+def test_a_run_that_beats_its_start_on_the_pool_says_by_how_much(setup):
+    project, registry, init = setup
+    result = _run(init, lr=5e-2, validate=False)
+    result = replace(result, val_dice_before=0.81, val_dice_best=0.90,
+                     metadata={**result.metadata, "training": {**result.metadata["training"], "val_images": ["b2"]}})
+    outcome = adopt_finetune(result, registry, project, min_gain=0.0)
+    assert outcome.adopted
+    assert outcome.message.startswith("v2 needs fewer corrections on the 1 validation images: Dice 0.810 → 0.900")
+
+
+def test_replayed_images_are_not_counted_as_the_projects(setup):
+    from napari_nevseg.core.adopt import round_summary
+
+    project, registry, init = setup
+    result = _run(init, lr=5e-2, validate=False)
+    training = {**result.metadata["training"], "train_images": ["b0", "b1", "IMD013"],
+                "train_sources": ["project", "project", "replay"]}
+    summary = round_summary(replace(result, metadata={**result.metadata, "training": training}))
+    assert summary["train_images"] == ["b0", "b1"] and summary["replayed"] == ["IMD013"]

@@ -157,6 +157,26 @@ def test_fine_tune_from_a_model_file(pairs_dir, tmp_path, tiny_model_file):
     meta = read_metadata(out)
     assert meta["parent"] == "tiny" and meta["work_size"] == [32, 48]
     assert meta["training"]["config"]["freeze_bn"] is True
+    assert meta["training"]["plan"]["reasons"][-1] == "set by hand: epochs 1"
+
+
+def test_fine_tune_with_no_flag_follows_the_plan(pairs_dir, tmp_path, tiny_model_file, capsys):
+    """``nevseg train --init MODEL`` alone: the data chooses (4 images: all trained on, the
+    fixed schedule, replay), and the last line says the model is untested yet."""
+    from napari_nevseg.core.checkpoint import read_metadata
+    from napari_nevseg.core.training.plan import plan_finetune
+
+    out = tmp_path / "ft.safetensors"
+    assert main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                 "--out", str(out), "--init", str(tiny_model_file)]) == 0
+    printed = capsys.readouterr().out
+    assert "fine-tuning on 4 images, validating on 0" in printed
+    assert "untested yet" in printed.strip().splitlines()[-1]
+    training = read_metadata(out)["training"]
+    assert training["plan"]["regime"] == "fixed schedule" and training["plan"]["upright"] is False
+    assert training["epochs_run"] == plan_finetune(4).config.epochs
+    assert training["plan"]["blend"] == plan_finetune(4).blend < 1
+    assert "replay" in training["train_sources"] and training["val_images"] == []
 
 
 # -- errors: one line, no traceback ---------------------------------------------------------------

@@ -57,6 +57,18 @@ def test_a_fine_tuned_version_says_its_parent_data_stop_and_gain():
     _has_no_json(lines)
 
 
+def test_a_planned_fine_tune_says_its_recipe_and_keeps_clicks_apart_from_replay():
+    meta = {**FINE_TUNED, "clicks": {"radius": 5.0}, "training": {
+        **FINE_TUNED["training"], "train_images": ["a", "b", "IMD013"], "train_sources": ["project", "project", "replay"],
+        "plan": {"regime": "fixed schedule", "images": 2, "pool": 0, "replay": True, "blend": 0.45}}}
+    lines = summarize_version("v2", meta, {"version": "v2", "parent": "v1"})
+    assert any(line.startswith("learned from 2 images (and 1 replayed dermoscopy images)") for line in lines)
+    assert ("fine-tune recipe: fixed schedule, 2 images, none held out: judged by the next reviews; "
+            "dermoscopy replayed, blended 45% toward the tuned weights") in lines
+    assert any(line.startswith("takes clicks") for line in lines)
+    _has_no_json(lines)
+
+
 def test_an_imported_version_and_missing_fields():
     lines = summarize_version("v3", {"arch": "segnet"}, {"imported_from": r"C:\models\clinic.safetensors"})
     assert lines == ["v3: imported from clinic.safetensors", "SegNet"]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from napari_nevseg.core.registry import ModelRegistry
     from napari_nevseg.core.training import TrainResult
 
-__all__ = ["Adoption", "AdoptOutcome", "adopt_finetune", "round_summary"]
+__all__ = ["Adoption", "AdoptOutcome", "adopt_finetune", "adopted_message", "round_summary"]
 
 
 class Adoption(str, Enum):
@@ -54,8 +54,11 @@ def _fmt(value: float | None) -> str:
 def round_summary(result: TrainResult) -> dict[str, Any]:
     """The facts about a run that the registry and the project's rounds keep."""
     training = result.metadata["training"]
+    sources = training.get("train_sources") or ["project"] * len(training["train_images"])
+    replayed = [s for s, source in zip(training["train_images"], sources, strict=True) if source == "replay"]
     return {
-        "train_images": training["train_images"],
+        "train_images": [s for s in training["train_images"] if s not in replayed],
+        **({"replayed": replayed} if replayed else {}),
         "val_images": training["val_images"],
         "val_dice_before": result.val_dice_before,
         "val_dice_after": result.val_dice_best,
@@ -63,6 +66,19 @@ def round_summary(result: TrainResult) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "stopped_by": result.stopped_by,
     }
+
+
+def adopted_message(version: str, parent: str | None, summary: dict[str, Any], seconds: float) -> str:
+    """What a new version is, in words: better on the validation pool by how much, or untested
+    yet when there was no pool to judge it by (a handful of images: the next reviews tell)."""
+    before, after = summary["val_dice_before"], summary["val_dice_after"]
+    n_train = len(summary["train_images"])
+    if before is not None and after is not None:
+        return (f"{version} needs fewer corrections on the {len(summary['val_images'])} validation images: "
+                f"Dice {_fmt(before)} → {_fmt(after)} (learned from {n_train} images in {seconds:.0f} s)")
+    return (f"{version} learned from all {n_train} reviewed images in {seconds:.0f} s and is active, "
+            f"but it is untested yet: too few images to hold some out, so the next images you review "
+            f"will tell whether it needs fewer corrections than {parent}")
 
 
 def _parent_digest(registry: ModelRegistry, parent: str | None) -> str | None:
@@ -93,13 +109,18 @@ def adopt_finetune(
     summary = round_summary(result)
     before, after = result.val_dice_before, result.val_dice_best
     if start is not None and digest == start:
-        message = (f"fine-tuning changed no weights (the result equals {parent} bit for bit): "
+        message = (f"the fine-tuned model did not beat {parent} on the {len(summary['val_images'])} validation "
+                   f"images (Dice {_fmt(before)}), so fine-tuning changed no weights: no new version, "
+                   f"{registry.active} stays active") if before is not None else (
+                   f"fine-tuning changed no weights (the result equals {parent} bit for bit): "
                    f"no new version, {registry.active} stays active")
         project.log("fine-tune not adopted", {"reason": Adoption.UNCHANGED.value, "parent": parent, **summary})
         return AdoptOutcome(Adoption.UNCHANGED, registry.active, parent, weights_sha256=digest, message=message)
     if min_gain is not None and before is not None and after is not None and after - before < min_gain:
-        message = (f"fine-tuning did not beat {parent} on the validation images (Dice {_fmt(before)} → "
-                   f"{_fmt(after)}, needs +{min_gain:.3f}): no new version, {registry.active} stays active")
+        needs = f", needs +{min_gain:.3f}" if min_gain > 0 else ""
+        message = (f"the fine-tuned model did not beat {parent} on the {len(summary['val_images'])} validation "
+                   f"images (Dice {_fmt(before)} → {_fmt(after)}{needs}): no new version, "
+                   f"{registry.active} stays active")
         project.log("fine-tune not adopted", {"reason": Adoption.NOT_BETTER.value, "parent": parent, **summary})
         return AdoptOutcome(Adoption.NOT_BETTER, registry.active, parent, weights_sha256=digest, message=message)
     previous = registry.active
@@ -109,6 +130,5 @@ def adopt_finetune(
     except NevsegError:
         registry.set_active(previous)  # the version file stays; the project did not take it up
         raise
-    message = (f"new model {version}: validation Dice {_fmt(before)} → {_fmt(after)} "
-               f"(best epoch {result.best_epoch}, {result.seconds:.0f} s, {result.stopped_by})")
+    message = adopted_message(version, parent, summary, result.seconds)
     return AdoptOutcome(Adoption.ADOPTED, version, parent, version, digest, {**meta, "version": version}, message)

@@ -86,8 +86,12 @@ def _origin(version: str, meta: Mapping[str, Any], entry: Mapping[str, Any]) -> 
 def _training_line(training: Mapping[str, Any]) -> str | None:
     if not training:
         return None
-    n_train, n_val = len(training.get("train_images") or []), len(training.get("val_images") or [])
+    sources = training.get("train_sources") or []
+    n_replayed = sum(source == "replay" for source in sources)
+    n_train = len(training.get("train_images") or []) - n_replayed
+    n_val = len(training.get("val_images") or [])
     text = f"learned from {n_train:,} image{'s' if n_train != 1 else ''}"
+    text += f" (and {n_replayed} replayed dermoscopy images)" if n_replayed else ""
     text += f", validated on {n_val:,}" if n_val else " (no validation images)"
     epochs_run = training.get("epochs_run")
     planned = (training.get("config") or {}).get("epochs")
@@ -148,5 +152,21 @@ def summarize_version(version: str, meta: Mapping[str, Any], entry: Mapping[str,
     augment = (training.get("config") or {}).get("augment") or {}
     if augment.get("rotate") is False:
         lines.append("upright: trained without rotations, predicts without upside-down flips")
+    plan = training.get("plan") or {}
+    if plan:
+        lines.append(_plan_line(plan))
+    if meta.get("clicks"):
+        lines.append("takes clicks (positive, negative, box) as well as predicting on its own")
     lines += _metric_lines(meta.get("metrics") or {})
     return lines
+
+
+def _plan_line(plan: Mapping[str, Any]) -> str:
+    """The fine-tune recipe the data chose (``core.training.plan``), in one line."""
+    judged = (f"{plan.get('pool', 0)} held out to judge it" if plan.get("regime") == "validation pool"
+              else "none held out: judged by the next reviews")
+    extras = [x for x, on in (("dermoscopy replayed", plan.get("replay")),
+                              (f"blended {plan.get('blend', 1.0):.0%} toward the tuned weights",
+                               plan.get("blend", 1.0) < 1.0)) if on]
+    return f"fine-tune recipe: {plan.get('regime')}, {plan.get('images')} images, {judged}" + (
+        f"; {', '.join(extras)}" if extras else "")

@@ -23,7 +23,7 @@ from napari_nevseg.core.overlay import outline_overlay
 from napari_nevseg.core.postprocess import Cleanup
 from napari_nevseg.core.session import ModelSession
 
-__all__ = ["collect_inputs", "FileResult", "predict_files", "unique_stems", "make_out_dir"]
+__all__ = ["collect_inputs", "FileResult", "map_ahead", "predict_files", "unique_stems", "make_out_dir"]
 
 
 def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -97,11 +97,13 @@ def _read(path: Path) -> list[np.ndarray] | NevsegError:
         return exc
 
 
-def _decode_ahead(pool: ThreadPoolExecutor, files: Sequence[Path], ahead: int) -> Iterator[list[np.ndarray] | NevsegError]:
-    """Decoded files in order, at most ``ahead`` in flight: folders of huge files still fit."""
+def map_ahead(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, ahead: int) -> Iterator:
+    """``fn(item)`` for each item, in order, computed in ``pool`` with at most ``ahead`` in
+    flight: decoding runs ahead of the network, and folders of huge files still fit in memory.
+    (The CLI's pipeline and the widget's *Predict project* both read this way.)"""
     pending: deque = deque()
-    for path in files:
-        pending.append(pool.submit(_read, path))
+    for item in items:
+        pending.append(pool.submit(fn, item))
         if len(pending) >= ahead:
             yield pending.popleft().result()
     while pending:
@@ -166,7 +168,7 @@ def predict_files(
         return outputs, float(pred.mask.mean()), pred.uncertainty
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        items = zip(files, stems, _decode_ahead(pool, files, max(1, workers) + 1), strict=True)
+        items = zip(files, stems, map_ahead(pool, _read, files, max(1, workers) + 1), strict=True)
         for chunk in _chunks(items, batch_size):
             jobs = []  # (file index in chunk, name, plane, finish last)
             for index, (_, stem, planes) in enumerate(chunk):

@@ -46,18 +46,21 @@ def predict_settings():
 
 
 def train_settings(threads: int):
-    """How long and how fast fine-tuning learns, and how many CPU threads it may take."""
+    """The fine-tune recipe's knobs, each at "auto" (the plan the data chooses,
+    ``core.training.plan``) until set by hand, and the CPU threads training may take."""
     from magicgui.widgets import Container, FloatSpinBox, SpinBox
 
     cores = max(1, os.cpu_count() or 1)
-    lr = FloatSpinBox(value=5e-4, min=1e-5, max=1e-2, step=1e-4, name="learning_rate", label="learning rate")
+    lr = FloatSpinBox(value=0.0, min=0.0, max=1e-2, step=1e-4, name="learning_rate", label="learning rate")
     lr.native.setDecimals(5)
+    epochs = SpinBox(value=0, min=0, max=500, name="epochs", label="epochs")
+    patience = SpinBox(value=0, min=0, max=100, name="patience", label="early-stop patience",
+                       tooltip="with a validation pool: stop after this many epochs without a better Dice")
+    for knob in (lr, epochs, patience):
+        knob.native.setSpecialValueText("auto")  # the minimum, 0, reads "auto"
     form = Container(
         widgets=[
-            SpinBox(value=25, min=1, max=500, name="epochs", label="max epochs"),
-            SpinBox(value=6, min=1, max=100, name="patience", label="early-stop patience",
-                    tooltip="stop after this many epochs without a better validation Dice"),
-            lr,
+            epochs, patience, lr,
             SpinBox(value=threads, min=1, max=cores, name="threads", label="CPU threads",
                     tooltip="CPU threads for training; one core is left to the viewer by default"),
         ],

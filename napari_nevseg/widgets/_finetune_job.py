@@ -20,20 +20,18 @@ def _samples(items: Sequence[tuple]) -> Generator[tuple[str, np.ndarray, np.ndar
 
 
 def finetune_job(
-    init: tuple[Any, dict], train_items: Sequence[tuple], val_items: Sequence[tuple], config, niceness: int = 10
+    init: tuple[Any, dict], train_items: Sequence[tuple], val_items: Sequence[tuple], plan, niceness: int = 10
 ):
-    """Generator for a napari worker: yields TrainProgress, returns the TrainResult.
+    """Generator for a napari worker: yields TrainProgress, returns the TrainResult of
+    ``core.adapt.finetune`` run as ``plan`` (a ``FinetunePlan``) says.
 
     Runs entirely off the GUI thread; the GUI's model is never touched (``init`` is a copy).
     The worker thread runs at a lower CPU priority (``niceness``) so painting and panning win
     the cores while it trains (measured by benchmarks/measure_gui_stalls.py).
     """
+    from napari_nevseg.core.adapt import finetune
     from napari_nevseg.core.priority import background_priority
-    from napari_nevseg.core.training import make_training_set, train
 
     with background_priority(niceness):
-        work_hw = tuple(init[1]["work_size"])
-        train_set = make_training_set(_samples(train_items), work_hw)
-        val_set = make_training_set(_samples(val_items), work_hw) if val_items else None
-        result = yield from train(train_set, val_set, config, init)
+        result = yield from finetune(init, list(_samples(train_items)), list(_samples(val_items)), plan)
     return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,9 +92,12 @@ def predict_project(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from napari_nevseg.core.pipeline import map_ahead
+
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nevseg-predict")
     try:
-        decoded = _decode_ahead(pool, project_paths, max(1, workers) + batch_size)
+        images = map_ahead(pool, _read_or_error, (path for _, path in project_paths), max(1, workers) + batch_size)
+        decoded = zip((stem for stem, _ in project_paths), images, strict=True)
         while chunk := list(itertools.islice(decoded, batch_size)):
             yield from _predict_chunk(session, project, pool, chunk, threshold, cleanup)
     finally:
@@ -114,19 +116,6 @@ def _read_or_error(path):
         return read_image(path)
     except NevsegError as exc:
         return exc
-
-
-def _decode_ahead(pool, project_paths: Sequence[tuple[str, Any]], ahead: int) -> Iterator[tuple[str, Any]]:
-    """``(stem, image or NevsegError)`` in order, at most ``ahead`` decodes in flight."""
-    pending: deque = deque()
-    for stem, path in project_paths:
-        pending.append((stem, pool.submit(_read_or_error, path)))
-        if len(pending) >= ahead:
-            stem_done, future = pending.popleft()
-            yield stem_done, future.result()
-    while pending:
-        stem_done, future = pending.popleft()
-        yield stem_done, future.result()
 
 
 def _low_res(session, rgbs: list[np.ndarray], notes: list[str]) -> list:

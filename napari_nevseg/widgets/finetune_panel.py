@@ -1,5 +1,9 @@
 """Fine-tune panel: train a copy of the current model on the reviewed masks in a background
-worker, with a live plot, elapsed and remaining time, and Cancel (which keeps the old model)."""
+worker, with a live plot, elapsed and remaining time, and Cancel (which keeps the old model).
+
+Its main view is what a reviewer needs: how many images it will learn from, *Fine-tune*,
+progress, and the result in words. How to train is the plan the data chooses
+(``core.training.plan``); the knobs wait under "Advanced", each at "auto"."""
 
 from __future__ import annotations
 
@@ -38,46 +42,55 @@ class FinetunePanel(QWidget):
         self.niceness = 10
         self.data_label = QLabel("open a project folder: fine-tuning learns from its reviewed masks")
         self.data_label.setWordWrap(True)
+        self.upright = QCheckBox("objects have an up (people, not lesions)")
+        self.upright.setToolTip("train without rotations and predict without upside-down flips; "
+                                "leave off for lesions, which look the same at any angle")
+        self.start_btn = QPushButton("Fine-tune")
+        self.cancel_btn = QPushButton("Cancel")
+        self.progress_label = QLabel("")
+        self.progress_label.setWordWrap(True)
+        self.plot = LivePlot()
+        #: the last run's outcome in words (better on the pool, not better, or untested yet)
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.repredict_btn = QPushButton("Re-predict unreviewed with the active model")
+        self.rounds_label = QLabel("")
+        self.rounds_label.setWordWrap(True)
+        self.rounds_plot = CorrectionsPlot()
+        # folded away: the pool, the recipe's knobs (each "auto"), marking a layer as ground truth
         self.val_label = QLabel("")
         self.val_label.setWordWrap(True)
-        #: epochs, patience, learning rate, threads: a magicgui form, folded away under "Advanced"
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
         self.settings = train_settings(default_threads())
         self.epochs = self.settings.epochs.native
         self.patience = self.settings.patience.native
         self.lr = self.settings.learning_rate.native
         self.threads = self.settings.threads.native
-        self.advanced = collapsible(self.settings.native, "Advanced: epochs, learning rate, threads")
-        self.upright = QCheckBox("objects have an up (people, not lesions)")
-        self.upright.setToolTip("train without rotations and predict without upside-down flips; "
-                                "leave off for lesions, which look the same at any angle")
         self.mark_btn = QPushButton("Use selected mask layer as ground truth")
         self.mark_btn.setToolTip("a Labels layer tied to its image (e.g. a corrected prediction) joins the training data")
-        self.start_btn = QPushButton("Fine-tune")
-        self.cancel_btn = QPushButton("Cancel")
-        self.repredict_btn = QPushButton("Re-predict unreviewed with the active model")
-        self.progress_label = QLabel("")
-        self.progress_label.setWordWrap(True)
-        self.plot = LivePlot()
-        self.rounds_label = QLabel("")
-        self.rounds_label.setWordWrap(True)
-        self.rounds_plot = CorrectionsPlot()
+        advanced = QWidget()
+        inner = QVBoxLayout(advanced)
+        inner.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.plan_label, self.val_label, self.settings.native, self.mark_btn):
+            inner.addWidget(widget)
+        self.advanced = collapsible(advanced, "Advanced: recipe, validation pool")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_btn)
         buttons.addWidget(self.cancel_btn)
         layout = QVBoxLayout(self)
-        for widget in (self.data_label, self.val_label, self.upright, self.advanced):
-            layout.addWidget(widget)
-        layout.addWidget(self.mark_btn)
+        layout.addWidget(self.data_label)
+        layout.addWidget(self.upright)
         layout.addLayout(buttons)
-        layout.addWidget(self.progress_label)
-        layout.addWidget(self.plot)
-        layout.addWidget(self.repredict_btn)
+        for widget in (self.progress_label, self.plot, self.result_label, self.repredict_btn):
+            layout.addWidget(widget)
         corrections = QLabel("<b>Corrections needed, per model version</b> (mean Dice of prediction vs final mask):")
         corrections.setWordWrap(True)  # unwrapped, this one line forced the dock to 600 px
         layout.addWidget(corrections)
         layout.addWidget(self.rounds_label)
         layout.addWidget(self.rounds_plot)
+        layout.addWidget(self.advanced)
         layout.addStretch(1)
 
         self.start_btn.clicked.connect(self.start)
@@ -121,27 +134,52 @@ class FinetunePanel(QWidget):
         self.refresh()
 
     def refresh(self, *_) -> None:
+        from napari_nevseg.core.training.plan import POOL_FROM
+
         project = self.controller.project
         marked = len(self.marked_layers())
         if project is None:
             self.data_label.setText(f"open a project folder: model versions are stored in it ({marked} marked layers)")
             self.val_label.setText("")
+            self.plan_label.setText("")
         else:
             reviewed = project.training_stems()
-            pool = [s for s in project.validation if s in reviewed]
+            n = len(reviewed) + marked
+            new = self._new_count(reviewed) + marked
+            version = self.controller.session.version if self.controller.session is not None else "the model"
             self.data_label.setText(
-                f"training data: {len(reviewed) - len(pool):,} reviewed images"
-                + (f" + {marked} marked layers" if marked else "")
+                f"Fine-tune will learn from <b>{n:,} reviewed images</b>"
+                + (f" ({marked} marked layers)" if marked else "")
+                + (f", {new:,} of them new to {version}" if 0 < new < n else "")
+                + (f": {version} has learned them all; review more first" if n and not new else "")
             )
+            pool = [s for s in project.validation if s in reviewed]
             self.val_label.setText(
-                "validation pool (fixed): " + (", ".join(pool) if pool else "chosen at the first fine-tune")
+                "validation pool (fixed): " + (", ".join(pool) if pool else
+                                               f"none yet (held out from {POOL_FROM} reviewed images on)")
             )
+            self.plan_label.setText(self._plan_words(n, new))
             by_version = project.correction_dice_by_version()
             self.rounds_label.setText(
                 " · ".join(f"{v}: {d:.3f}" for v, d in by_version.items()) or "no reviewed predictions yet"
             )
             self.rounds_plot.set_values(by_version)
         self._update_enabled()
+
+    def _new_count(self, stems) -> int:
+        """Reviewed images the active model has not trained on."""
+        session = self.controller.session
+        learned = set(((session.meta.get("training") or {}).get("train_images") or []) if session else [])
+        return sum(1 for s in stems if s not in learned)
+
+    def _plan_words(self, n: int, new: int) -> str:
+        from napari_nevseg.core.training.plan import plan_finetune
+
+        try:
+            plan = plan_finetune(n, n_new=new, upright=self.upright.isChecked())
+        except ValueError as exc:
+            return str(exc)
+        return "recipe: " + "; ".join(plan.reasons)
 
     def _follow_model(self, *_) -> None:
         """Start from what the active model was trained with: a model fine-tuned upright is
@@ -162,26 +200,40 @@ class FinetunePanel(QWidget):
 
     # -- training ------------------------------------------------------------------------
     def _collect(self):
-        """Main thread: the sample list for the worker (paths for project images, copies for layers)."""
+        """Main thread: the sample lists for the worker (paths for project images, copies for
+        layers) and the plan the data chooses, with any knob set by hand."""
+        from napari_nevseg.core.training.plan import POOL_MIN, plan_finetune, pool_size, with_overrides
         from napari_nevseg.widgets._layers import image_rgb
 
         project = self.controller.project
         self.controller.save_edits()
-        pool = project.ensure_validation(fraction=0.2, minimum=1)
-        train_stems = [s for s in project.training_stems() if s not in pool]
+        reviewed = project.training_stems()
+        marked = self.marked_layers()
+        n = len(reviewed) + len(marked)
+        if pool_size(n):
+            pool = project.ensure_validation(fraction=0.2, minimum=POOL_MIN)
+        else:  # a handful: train on all (a pool an earlier run chose stays held out)
+            pool = [s for s in project.validation if s in reviewed]
+        train_stems = [s for s in reviewed if s not in pool]
         train = [("file", s, project.image_path(s), project.mask_path(s)) for s in train_stems]
         val = [("file", s, project.image_path(s), project.mask_path(s)) for s in pool]
-        for image, labels in self.marked_layers():
+        for image, labels in marked:
             train.append(("array", image.name, image_rgb(image), np.asarray(labels.data) > 0))
-        return train, val
+        plan = plan_finetune(n, n_new=self._new_count(reviewed) + len(marked), pool=len(pool),
+                             upright=self.upright.isChecked(), device=self.controller.session.device.type,
+                             threads=self.threads.value())
+        return train, val, with_overrides(plan, **self._by_hand())
+
+    def _by_hand(self) -> dict:
+        """The recipe's knobs that are not at "auto"."""
+        knobs = {"epochs": self.epochs.value(), "patience": self.patience.value(), "lr": self.lr.value()}
+        return {name: value for name, value in knobs.items() if value}
 
     def start(self) -> None:
-        """Start fine-tuning the active model in a worker."""
+        """Start fine-tuning the active model in a worker, as the data's plan says."""
         from napari.utils.notifications import show_error
 
-        from napari_nevseg.core.augment import AugmentConfig
         from napari_nevseg.core.errors import NevsegError
-        from napari_nevseg.core.training import TrainConfig
         from napari_nevseg.widgets._finetune_job import finetune_job
         from napari_nevseg.widgets._jobs import start_worker
 
@@ -190,28 +242,26 @@ class FinetunePanel(QWidget):
             return
         if self.controller.is_busy("train"):
             return
+        if not self.controller.project.training_stems() and not self.marked_layers():
+            show_error("no training images yet: accept or correct a few masks first (Y accepts)")
+            return
         try:
-            train, val = self._collect()
+            train, val, plan = self._collect()
         except (NevsegError, ValueError) as exc:
             show_error(str(exc))
             return
-        if not train:
-            show_error("no training images yet: accept or correct a few masks first (Y accepts)")
-            return
-        config = TrainConfig(
-            epochs=self.epochs.value(), batch_size=4, lr=self.lr.value(), patience=self.patience.value(),
-            freeze_bn=True, threads=self.threads.value(), device=self.controller.session.device.type,
-            augment=AugmentConfig(rotate=not self.upright.isChecked()),
-        )
         init = self.controller.session.cpu_copy()
         self.plot.reset()
+        self.result_label.setText("")
         self.started_at = time.perf_counter()
         self.controller.set_busy("train", True)
-        self.progress_label.setText(f"fine-tuning on {len(train):,} images, validating on {len(val):,}…")
-        total = config.epochs * max(1, -(-len(train) // config.batch_size))
+        judged = f"validating on {len(val):,}" if val else "no validation pool: the next reviews will judge it"
+        self.progress_label.setText(f"fine-tuning on {len(train):,} images, {judged}…")
+        self.plan_label.setText("recipe: " + "; ".join(plan.reasons))
+        steps_per_epoch = max(1, -(-(plan.config.epoch_size or len(train)) // plan.config.batch_size))
         self.worker = start_worker(
-            self.controller, finetune_job, init, train, val, config, self.niceness,
-            _progress={"total": total, "desc": "NevSeg: fine-tuning"},
+            self.controller, finetune_job, init, train, val, plan, self.niceness,
+            _progress={"total": plan.config.epochs * steps_per_epoch, "desc": "NevSeg: fine-tuning"},
             yielded=self._on_progress, returned=self._on_done, aborted=self._on_cancelled, finished=self._on_finished,
             errored=lambda _e: self.progress_label.setText("fine-tuning failed (see notifications)"))
 
@@ -244,11 +294,14 @@ class FinetunePanel(QWidget):
         if project is None or registry is None:
             return
         try:
-            outcome = adopt_finetune(result, registry, project)
+            # with a pool, a run must beat its start there; without one the next reviews judge it
+            validated = bool(result.metadata["training"]["val_images"])
+            outcome = adopt_finetune(result, registry, project, min_gain=0.0 if validated else None)
         except NevsegError as exc:
             show_error(f"{exc}; the previous model stays active")
             return
-        self.progress_label.setText(outcome.message)
+        self.progress_label.setText("done")
+        self.result_label.setText(outcome.message)
         if not outcome.adopted:
             show_info(outcome.message)
             return
@@ -259,7 +312,7 @@ class FinetunePanel(QWidget):
         content_hash = file_sha256(registry.path(outcome.version))
         self.controller.set_session(ModelSession(result.model, outcome.metadata, device, outcome.version,
                                                  content_hash))
-        show_info(f"fine-tuned model {outcome.version} is active; 'Re-predict unreviewed' updates the queue")
+        show_info(f"{outcome.message}; 'Re-predict unreviewed' updates the queue")
 
     def _on_cancelled(self) -> None:
         from napari.utils.notifications import show_info

@@ -24,8 +24,8 @@ def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbo
     assert sorted(project.training_stems()) == ["IMD003", "IMD008", "IMD085"]
     assert project.records["IMD405"].model_version == "default"
 
-    widget.finetune.epochs.setValue(3)
-    widget.finetune.patience.setValue(3)
+    assert "3 reviewed images" in widget.finetune.data_label.text()
+    widget.finetune.epochs.setValue(3)  # by hand, to keep the test short (the plan: 150 steps)
     widget.finetune.start()
     assert widget.controller.is_busy("train")
     assert not widget.finetune.start_btn.isEnabled() and widget.finetune.cancel_btn.isEnabled()
@@ -39,12 +39,15 @@ def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbo
     assert registry.active == "v1" and widget.controller.session.version == "v1"
     entry = registry.entry("v1")
     assert entry["parent"] == "default"
-    assert len(entry["val_images"]) == 1 and len(entry["train_images"]) == 2
-    assert set(entry["val_images"]) | set(entry["train_images"]) == {"IMD003", "IMD008", "IMD085"}
-    assert entry["val_dice_after"] >= entry["val_dice_before"]
+    # three images: all trained on, no pool; the shipped dermoscopy is replayed beside them
+    assert entry["val_images"] == [] and sorted(entry["train_images"]) == ["IMD003", "IMD008", "IMD085"]
+    assert entry["replayed"] and not set(entry["replayed"]) & {"IMD003", "IMD008", "IMD085", "IMD405"}
     assert project.rounds[-1]["version"] == "v1"
     assert (project.models_dir / "v1.safetensors").exists()
-    assert widget.finetune.plot.dices, "validation Dice was plotted"
+    words = widget.finetune.result_label.text()
+    assert words.startswith("v1 learned from all 3 reviewed images") and "untested yet" in words
+    meta = widget.controller.session.meta
+    assert meta["training"]["plan"]["regime"] == "fixed schedule" and "clicks" in meta
 
     # re-predict the unreviewed with the new model
     widget.finetune.repredict()
@@ -77,7 +80,7 @@ def test_cancel_keeps_the_previous_model(widget, project_dir, qtbot):
 
 
 @pytest.mark.slow
-def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, improving_validation):
+def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, improving_validation, small_pools):
     _review_three(widget, project_dir, qtbot)
     assert widget.controller.session.predictor.tta == 4  # the shipped model: four flips at test time
     widget.finetune.epochs.setValue(1)
@@ -86,6 +89,7 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, im
     wait_idle(qtbot, widget, timeout=4 * LONG)
     pool = list(widget.controller.project.validation)
     assert len(pool) == 1 and widget.controller.session.version == "v1"
+    assert widget.finetune.result_label.text().startswith("v1 needs fewer corrections on the 1 validation images")
     assert widget.controller.session.predictor.tta == 2
     assert widget.controller.session.meta["training"]["config"]["augment"]["rotate"] is False
     assert widget.finetune.upright.isChecked()  # the next fine-tune of v1 stays upright
@@ -105,6 +109,32 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, im
     assert entry["parent"] == "default"
     assert set(pool) <= set(entry["val_images"])
     assert not set(entry["val_images"]) & set(entry["train_images"])
+
+
+@pytest.fixture
+def small_pools(monkeypatch):
+    """A validation pool from 3 reviewed images on (of 1), so the 4 samples can exercise it."""
+    from napari_nevseg.core.training import plan
+
+    monkeypatch.setattr(plan, "POOL_FROM", 3)
+    monkeypatch.setattr(plan, "POOL_MIN", 1)
+
+
+@pytest.mark.slow
+def test_a_run_that_does_not_beat_its_start_says_so_and_stays_out(widget, project_dir, qtbot, small_pools,
+                                                                  monkeypatch):
+    from napari_nevseg.core.training import steps
+
+    scores = iter([0.90] + [0.50] * 10)  # the start, then every epoch worse
+    monkeypatch.setattr(steps, "validation_dice", lambda *_a, **_k: next(scores))
+    _review_three(widget, project_dir, qtbot)
+    widget.finetune.epochs.setValue(2)
+    widget.finetune.start()
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+    assert widget.controller.registry.versions() == ["default"] and widget.controller.session.version == "default"
+    words = widget.finetune.result_label.text()
+    assert words.startswith("the fine-tuned model did not beat default on the 1 validation images (Dice 0.900)")
+    assert "default stays active" in words
 
 
 def test_marked_layer_joins_the_training_data(widget, qtbot):
@@ -153,19 +183,19 @@ def test_finetune_job_runs_at_background_priority():
     import threading
 
     from napari_nevseg.core.session import ModelSession
-    from napari_nevseg.core.training import TrainConfig
+    from napari_nevseg.core.training.plan import plan_finetune, with_overrides
     from napari_nevseg.widgets._finetune_job import finetune_job
 
     session = ModelSession.load("default", "cpu")
     items = [("file", stem, SAMPLES / "images" / f"{stem}.png", SAMPLES / "masks" / f"{stem}.png")
              for stem in ("IMD003", "IMD008", "IMD405")]
-    config = TrainConfig(epochs=1, batch_size=2, lr=1e-4, threads=1, device="cpu")
+    plan = with_overrides(plan_finetune(3, pool=1, threads=1, device="cpu"), epochs=1, batch_size=2)
     seen = {}
 
     def run():
         tid = threading.get_native_id()
         seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
-        job = finetune_job(session.cpu_copy(), items[:2], items[2:], config, niceness=7)
+        job = finetune_job(session.cpu_copy(), items[:2], items[2:], plan, niceness=7)
         next(job)
         seen["during"] = os.getpriority(os.PRIO_PROCESS, tid)
         job.close()

@@ -52,6 +52,9 @@ class TrainConfig:
     #: (:func:`napari_nevseg.core.sources.epoch_indices`); None: every image once per epoch
     source_shares: dict[str, float] | None = None
     epoch_size: int | None = None
+    #: fine-tuning: weight of a penalty on the squared distance of the weights from the starting
+    #: model's (L2-SP, Li et al. 2018), which holds the model near what it knew; None: off
+    anchor: float | None = None
 
 
 @dataclass

@@ -71,6 +71,8 @@ class Run:
     #: ``model`` when distributed; ``model`` itself otherwise): see ``distributed.py``
     ranks: Ranks = field(default_factory=Ranks)
     net: nn.Module | None = None
+    #: the starting weights that ``config.anchor`` pulls toward (fine-tuning only)
+    anchor_weights: list[torch.Tensor] | None = None
 
     @property
     def guidance_channels(self) -> int:
@@ -147,13 +149,23 @@ def prepare(
     batch = min(config.batch_size, n)
     steps_per_epoch = math.ceil(n / batch)
     total = steps_per_epoch * config.epochs
+    anchor = [p.detach().clone() for p in model.parameters()] if config.anchor and init is not None else None
     started = time.perf_counter()
     return Run(
         config, device, model, optimizer, scaler, amp_dtype, averaged, gen, arch, arch_params, parent_meta,
         work_hw, list(mean), list(std), batch, steps_per_epoch, total,
         warmup=max(1, int(total * config.warmup_fraction)), has_val=has_val, started=started,
         deadline=started + config.max_minutes * 60 if config.max_minutes else None, clicks=clicks,
+        anchor_weights=anchor,
     )
+
+
+def anchor_penalty(run: Run) -> torch.Tensor | float:
+    """``config.anchor`` times the squared distance of the weights from the starting ones."""
+    if run.anchor_weights is None or not run.config.anchor:
+        return 0.0
+    distance = sum(((p - p0) ** 2).sum() for p, p0 in zip(run.model.parameters(), run.anchor_weights, strict=True))
+    return run.config.anchor * distance
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -212,8 +224,9 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
     with torch.autocast(device.type, dtype=run.amp_dtype, enabled=device.type == "cuda"):
         logits = (run.net or run.model)(x)
     loss = bce_dice_loss(logits, masks)
+    objective = (loss if weight == 1.0 else loss * weight) + anchor_penalty(run)
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss if weight == 1.0 else loss * weight).backward()
+    run.scaler.scale(objective).backward()
     run.scaler.step(run.optimizer)
     run.scaler.update()
     if run.averaged is not None:
@@ -307,6 +320,7 @@ def result_metadata(run: Run, train_set: TrainingSet, val_set: TrainingSet | Non
         "training": {
             "config": {**asdict(config), "work_size": list(run.work_hw)},
             "train_images": list(train_set.stems),
+            **({"train_sources": list(train_set.sources)} if train_set.sources and run.parent_meta else {}),
             "val_images": list(val_set.stems) if run.has_val and val_set is not None else [],
             "sources": {name: len(idx) for name, idx in train_set.source_indices().items()} if train_set.sources else {},
             "epochs_run": len(run.history),
