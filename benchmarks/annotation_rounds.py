@@ -66,7 +66,8 @@ def fine_tune(session: ModelSession, samples: dict, accepted: list[str], pool: l
             result = stop.value
             break
     before, after = result.val_dice_before, result.val_dice_best
-    adopted = result.best_epoch > 0 if plan.validated else True
+    # as the widget adopts (core.adopt.adopt_finetune with min_gain 0 when there is a pool)
+    adopted = not plan.validated or (result.best_epoch > 0 and after is not None and after >= before)
     info = {"regime": plan.to_meta()["regime"], "train": len(train_stems), "pool": len(pool),
             "seconds": round(result.seconds, 1), "val_before": before, "val_after": after, "adopted": adopted}
     return (ModelSession(result.model, result.metadata, session.device, "tuned") if adopted else None), info

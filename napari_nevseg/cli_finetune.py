@@ -48,7 +48,11 @@ def _outcome(result, plan) -> str:
     if result.best_epoch == 0:
         return (f"no epoch beat the starting model on the {plan.pool} validation images (Dice {before:.3f}): "
                 "the file holds the starting weights")
-    return f"validation Dice {before:.3f} -> {after:.3f} on {plan.pool} images (best epoch {result.best_epoch}, {result.seconds:.0f} s)"
+    if after < before:
+        return (f"the result did not beat the starting model on the {plan.pool} validation images (Dice "
+                f"{before:.3f} -> {after:.3f}): keep using the starting model")
+    return (f"Dice {before:.3f} -> {after:.3f} on the {plan.pool} validation images "
+            f"(best epoch {result.best_epoch}, {result.seconds:.0f} s)")
 
 
 def _pool_from() -> int:

@@ -179,6 +179,19 @@ def test_fine_tune_with_no_flag_follows_the_plan(pairs_dir, tmp_path, tiny_model
     assert "replay" in training["train_sources"] and training["val_images"] == []
 
 
+def test_fine_tune_with_a_pool_early_stops_on_it_and_says_how_it_did(pairs_dir, tmp_path, tiny_model_file, capsys):
+    from napari_nevseg.core.checkpoint import read_metadata
+
+    out = tmp_path / "ft.safetensors"
+    assert main(["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"),
+                 "--out", str(out), "--init", str(tiny_model_file), "--val-fraction", "0.25", "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert "fine-tuning on 3 images, validating on 1, 0 held out" in printed
+    assert "validation images" in printed[-1] and "Dice" in printed[-1]
+    training = read_metadata(out)["training"]
+    assert training["plan"]["regime"] == "validation pool" and len(training["val_images"]) == 1
+
+
 # -- errors: one line, no traceback ---------------------------------------------------------------
 def _predict(tmp_path, model, *inputs):
     return main(["predict", *map(str, inputs), "--out", str(tmp_path / "out"), "--model", str(model)])

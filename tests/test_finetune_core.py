@@ -55,7 +55,10 @@ def test_finetune_replays_the_shipped_images_and_records_the_plan(tiny_model_fil
     assert training["plan"]["regime"] == "fixed schedule" and training["plan"]["replay"]
     replayed = [s for s, src in zip(training["train_images"], training["train_sources"], strict=True) if src == "replay"]
     assert sorted(replayed) == sorted(s for s, _, _ in replay_samples())
-    assert training["config"]["source_shares"] == {"project": 0.75, "replay": 0.25}
+    assert training["config"]["source_shares"] == {"project": plan.config.source_shares["project"],
+                                                   "replay": plan.config.source_shares["replay"]}
+    metrics = result.metadata["metrics"]
+    assert 0.0 <= metrics["train_dice_before"] <= 1.0 and 0.0 <= metrics["train_dice_after"] <= 1.0
 
 
 def test_the_anchor_holds_the_weights_near_the_start(tiny_model_file):

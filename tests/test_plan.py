@@ -21,7 +21,7 @@ def test_two_images_train_on_both_with_the_fixed_schedule():
     assert plan.config.patience is None  # nothing to early-stop on
     assert abs(_steps(plan) - plans.FIXED_STEPS) <= plans.FIXED_STEPS * 0.05
     assert plan.config.max_minutes == plans.FEW_MINUTES
-    assert plan.replay and plan.config.source_shares == {"project": 0.75, "replay": 0.25}
+    assert plan.replay and plan.config.source_shares == {"project": 0.5, "replay": 0.5}
     assert plan.config.freeze_bn and plan.config.augment.rotate
     assert "the next images reviewed will tell" in plan.reasons[0]
 
@@ -30,7 +30,7 @@ def test_ten_images_still_train_on_all_of_them():
     plan = plan_finetune(10)
     assert plan.pool == 0 and plan.config.patience is None
     # each epoch: the 10 images once and the replay's share beside them
-    assert plan.config.epoch_size == 14
+    assert plan.config.epoch_size == 20
     assert abs(_steps(plan) - plans.FIXED_STEPS) <= plans.FIXED_STEPS * 0.05
     assert plan.to_meta()["regime"] == "fixed schedule"
 
@@ -39,7 +39,7 @@ def test_two_hundred_images_hold_out_a_pool_and_early_stop_on_it():
     plan = plan_finetune(200)
     assert plan.pool == 40 == pool_size(200) and plan.validated
     assert plan.config.patience == plans.PATIENCE and plan.config.epochs == plans.MAX_EPOCHS
-    assert plan.config.epoch_size == -(-160 * 4 // 3)  # the 160 trained on, once each, plus replay
+    assert plan.config.epoch_size == 320  # the 160 trained on, once each, and as many replayed
     assert plans.FEW_MINUTES < plan.config.max_minutes <= plans.MANY_MINUTES
     assert plan.to_meta()["regime"] == "validation pool"
     assert "beats the starting model" in plan.reasons[0]
@@ -55,6 +55,7 @@ def test_upright_is_the_one_switch():
     assert not upright.config.augment.rotate and upright.to_meta()["upright"] is True
     # objects with an up are not lesions: nothing of dermoscopy to replay or blend back to
     assert not upright.replay and upright.blend == 1.0 and upright.config.source_shares is None
+    assert upright.config.augment.copy_paste > 0 and upright.config.lr > plan_finetune(10).config.lr
     lesions = plan_finetune(10)
     assert lesions.replay and lesions.blend == plans.BLEND < 1.0
 

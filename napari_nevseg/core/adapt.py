@@ -73,6 +73,7 @@ def finetune(
     behind the widget's *Fine-tune*, ``nevseg train --init`` and the adaptation benchmarks."""
     work_hw = tuple(init[1]["work_size"])
     train_set = make_training_set(train_samples, work_hw)
+    own = train_set  # the project's images, without the replayed ones
     if plan.replay:
         replayed = make_training_set(replay_samples(), work_hw)
         if len(replayed):
@@ -82,11 +83,23 @@ def finetune(
     config = plan.config
     if config.source_shares is not None and not train_set.sources:  # the replay folder is missing
         config = replace(config, source_shares=None, epoch_size=None)
+    learned_before = _working_dice(init[0], init[1], own)
     result = yield from train(train_set, val_set, config, init, checkpoint)
     if plan.blend < 1.0:
         result = _blended(result, init[0], plan.blend, val_set)
     result.metadata["training"]["plan"] = plan.to_meta()
+    # without a pool there is no unseen image to score; the images learned from at least show
+    # that it learned (not a test: the next reviews are)
+    result.metadata["metrics"].update({"train_dice_before": learned_before,
+                                       "train_dice_after": _working_dice(result.model, result.metadata, own)})
     return result
+
+
+def _working_dice(model, meta: dict[str, Any], data: TrainingSet) -> float:
+    """Mean Dice at working size, in automatic mode, on ``data`` (the validation score)."""
+    norm = meta["normalization"]
+    return evaluate_dice(model, data, norm["mean"], norm["std"], torch.device("cpu"),
+                         guidance_channels=meta.get("in_channels", 3) - 3)
 
 
 def _blended(result: TrainResult, start, alpha: float, val_set: TrainingSet | None) -> TrainResult:
@@ -94,11 +107,8 @@ def _blended(result: TrainResult, start, alpha: float, val_set: TrainingSet | No
     model = blend_weights(start, result.model, alpha)
     after = result.val_dice_best
     if val_set is not None and after is not None:
-        meta = result.metadata
-        norm = meta["normalization"]
-        after = evaluate_dice(model, val_set, norm["mean"], norm["std"], torch.device("cpu"),
-                              guidance_channels=meta.get("in_channels", 3) - 3)
-        meta["metrics"]["val_dice"] = after
+        after = _working_dice(model, result.metadata, val_set)
+        result.metadata["metrics"]["val_dice"] = after
     return replace(result, model=model, val_dice_best=after)
 
 

@@ -113,6 +113,9 @@ def _metric_lines(metrics: Mapping[str, Any]) -> list[str]:
     after, before = metrics.get("val_dice"), metrics.get("val_dice_before")
     if after is not None:
         lines.append(f"validation Dice {before:.3f} → {after:.3f}" if before is not None else f"validation Dice {after:.3f}")
+    if after is None and metrics.get("train_dice_after") is not None:
+        lines.append(f"untested yet (no validation pool); on the images it learned from, Dice "
+                     f"{metrics['train_dice_before']:.3f} → {metrics['train_dice_after']:.3f}")
     by_source = metrics.get("by_source") or {}
     for name, row in by_source.items():
         lines.append(f"{name} ({row['n']} images, never trained on): Dice {row['dice']:.3f}, "

@@ -41,11 +41,15 @@ BATCH = 4
 LEARNING_RATE = 1e-3
 #: the kept weights: this far along the line from the starting weights to the tuned ones
 #: (WiSE-FT, ``blend.py``); keeps most of the gain on the new camera, little of the forgetting
-BLEND = 0.45
+BLEND = 0.5
+#: objects with an up (people): a new kind of object to learn outright, so a higher learning
+#: rate and copy-paste (another training image's object pasted in, Ghiasi et al. 2021)
+UPRIGHT_LEARNING_RATE = 2e-3
+UPRIGHT_COPY_PASTE = 0.5
 #: the source name of the project's own images beside the replayed ones
 PROJECT_SOURCE = "project"
 #: the replayed images' share of each epoch's samples (0: no replay)
-REPLAY_SHARE = 0.25
+REPLAY_SHARE = 0.5
 #: with a pool: epochs without a better validation Dice before stopping, and the longest run
 PATIENCE = 5
 MAX_EPOCHS = 40
@@ -147,12 +151,13 @@ def plan_finetune(
         reasons.append(f"the weights kept are {blend:.0%} of the way from the starting model to the tuned one, "
                        "which keeps most of the gain and little of the forgetting")
     if upright:
-        reasons.append("objects with an up (not lesions): no rotations, no replay of dermoscopy, all of the tuning kept")
+        reasons.append("objects with an up (not lesions): no rotations, a higher learning rate and copy-paste; "
+                       "no replay of dermoscopy, all of the tuning kept")
     if n_new < n_images:
         reasons.append(f"{n_new} of the {n_images} images are new to the starting model")
-    augment = AugmentConfig(rotate=not upright)
+    augment = AugmentConfig(rotate=not upright, copy_paste=UPRIGHT_COPY_PASTE if upright else 0.0)
     config = TrainConfig(
-        epochs=epochs, batch_size=BATCH, lr=LEARNING_RATE, patience=PATIENCE if pool else None, freeze_bn=True,
+        epochs=epochs, batch_size=BATCH, lr=UPRIGHT_LEARNING_RATE if upright else LEARNING_RATE, patience=PATIENCE if pool else None, freeze_bn=True,
         device=device, threads=threads, seed=seed, augment=augment,
         max_minutes=min(MANY_MINUTES, FEW_MINUTES + n_images / 20) if pool else FEW_MINUTES,
         source_shares={PROJECT_SOURCE: 1.0 - share, REPLAY_SOURCE: share} if replay else None,
