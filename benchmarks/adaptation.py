@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_nevseg.core.adapt import dice_per_image, finetune
+from napari_nevseg.core.adapt import dice_per_image, finetune, run_to_end
 from napari_nevseg.core.data import find_pairs, load_pair
 from napari_nevseg.core.intervals import bootstrap_mean, paired_difference
 from napari_nevseg.core.postprocess import Cleanup
@@ -70,13 +70,7 @@ def forgetting_sets(data: Path, which: str) -> dict[str, list[tuple]]:
 
 def run_training(session: ModelSession, train_samples: list, pool_samples: list, plan) -> tuple:
     """Fine-tune as the widget does; the tuned session and the run's result."""
-    gen = finetune(session.cpu_copy(), train_samples, pool_samples, plan)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run_to_end(finetune(session.cpu_copy(), train_samples, pool_samples, plan))
     return ModelSession(result.model, result.metadata, session.device, "fine-tuned"), result
 
 

@@ -72,7 +72,7 @@ def main() -> int:
     widget.show_panel(widget.finetune)
     panel = widget.finetune
     print("before:", panel.data_label.text().replace("<b>", "").replace("</b>", ""))
-    print("recipe:", panel.plan_label.text())
+    print(panel.plan_label.text())
     start = widget.controller.session
     started = time.perf_counter()
     panel.start()

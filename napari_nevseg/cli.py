@@ -84,7 +84,7 @@ def _add_train(sub) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
     p.add_argument("--patience", type=int, default=None, help="early stopping: epochs without gain")
     p.add_argument("--val-fraction", type=float, default=None,
-                   help="default 0.2 from scratch; fine-tuning, the plan's pool (none below 20 images)")
+                   help="default 0.2 from scratch; fine-tuning, the plan's pool (none below 30 images)")
     p.add_argument("--holdout-fraction", type=float, default=0.0,
                    help="also hold out this fraction as a test set (never trained on, recorded in the model)")
     p.add_argument("--strata", type=Path, default=None, help="CSV (id, diagnosis, ...) to stratify the splits")

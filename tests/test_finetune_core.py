@@ -7,21 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_nevseg.core.adapt import finetune
+from napari_nevseg.core.adapt import finetune, run_to_end
 from napari_nevseg.core.checkpoint import load_model
 from napari_nevseg.core.replay import REPLAY_DIR, replay_samples
 from napari_nevseg.core.training import TrainConfig, make_training_set, train
 from napari_nevseg.core.training.blend import blend_weights
 from napari_nevseg.core.training.plan import plan_finetune, with_overrides
 from tests.conftest import WORK_HW, blob_picture
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _pictures(n: int, seed: int = 500):
@@ -50,7 +42,7 @@ def test_the_replay_set_ships_only_training_images_with_their_attribution():
 def test_finetune_replays_the_shipped_images_and_records_the_plan(tiny_model_file):
     init = load_model(tiny_model_file, "cpu")
     plan = with_overrides(plan_finetune(2, device="cpu", threads=1), epochs=2)
-    result = _drain(finetune(init, _pictures(2), [], plan))
+    result = run_to_end(finetune(init, _pictures(2), [], plan))
     training = result.metadata["training"]
     assert training["plan"]["regime"] == "fixed schedule" and training["plan"]["replay"]
     replayed = [s for s, src in zip(training["train_images"], training["train_sources"], strict=True) if src == "replay"]
@@ -65,7 +57,7 @@ def test_the_anchor_holds_the_weights_near_the_start(tiny_model_file):
     init = load_model(tiny_model_file, "cpu")
     data = make_training_set(_pictures(4), WORK_HW)
     free, held = (
-        _drain(train(data, None, TrainConfig(epochs=3, batch_size=2, lr=5e-2, device="cpu", anchor=anchor), init)).model
+        run_to_end(train(data, None, TrainConfig(epochs=3, batch_size=2, lr=5e-2, device="cpu", anchor=anchor), init)).model
         for anchor in (None, 10.0)
     )
     assert _distance(held, init[0]) < 0.5 * _distance(free, init[0])

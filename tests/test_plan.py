@@ -84,3 +84,20 @@ def test_settings_by_hand_are_recorded_in_the_reasons():
     assert plan.config.epochs == 3 and plan.config.lr == 1e-3
     assert plan.reasons[-1] == "set by hand: epochs 3, lr 0.001"
     assert with_overrides(plan_finetune(10)) == plan_finetune(10)
+
+
+def test_a_run_behind_the_time_limits_pace_anneals_by_the_clock():
+    """The plan's runs end with the learning rate at its floor when the 2-minute limit stops
+    them on a slow machine (the widget's niced thread), instead of a schedule cut off mid-way."""
+    from types import SimpleNamespace
+
+    from napari_nevseg.core.training.steps import scheduled_step
+
+    assert plan_finetune(10).config.anneal_by_time
+    config = SimpleNamespace(anneal_by_time=True)
+    run = SimpleNamespace(config=config, started=0.0, deadline=120.0, step=30, total=150)
+    assert scheduled_step(run, now=30.0) == 37  # a quarter of the time: a quarter of the schedule
+    assert scheduled_step(run, now=10.0) == 30  # ahead of the clock: the step count
+    assert scheduled_step(run, now=119.9) == 149  # the floor at the deadline
+    run.config = SimpleNamespace(anneal_by_time=False)
+    assert scheduled_step(run, now=119.9) == 30

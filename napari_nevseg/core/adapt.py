@@ -31,7 +31,7 @@ from napari_nevseg.core.training import (
 from napari_nevseg.core.training.blend import blend_weights
 from napari_nevseg.core.training.plan import PROJECT_SOURCE, FinetunePlan
 
-__all__ = ["Sample", "AdaptReport", "dice_per_image", "mean_dice", "finetune", "finetune_and_score", "colour_shift"]
+__all__ = ["Sample", "AdaptReport", "dice_per_image", "mean_dice", "run_to_end", "finetune", "finetune_and_score", "colour_shift"]
 
 Sample = tuple[str, np.ndarray, np.ndarray]  # (name, RGB uint8 image, bool mask)
 
@@ -58,6 +58,17 @@ def dice_per_image(session: ModelSession, samples: Sequence[Sample], cleanup: Cl
 def mean_dice(session: ModelSession, samples: Sequence[Sample], cleanup: Cleanup = Cleanup()) -> float:
     """Mean full-resolution Dice of ``session``'s masks against the samples' masks."""
     return float(np.mean(dice_per_image(session, samples, cleanup)))
+
+
+def run_to_end(gen: Generator[TrainProgress, None, TrainResult], on_progress: Callable | None = None) -> TrainResult:
+    """Run a training generator to its end without a GUI; its result (``on_progress`` sees each step)."""
+    while True:
+        try:
+            progress = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress:
+            on_progress(progress)
 
 
 def finetune(
@@ -125,14 +136,7 @@ def finetune_and_score(
     as it was) and report Dice on ``eval_samples`` before and after."""
     before = mean_dice(session, eval_samples, cleanup)
     gen = finetune(session.cpu_copy(), train_samples, val_samples, plan)
-    while True:
-        try:
-            progress = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if on_progress:
-            on_progress(progress)
+    result = run_to_end(gen, on_progress)
     tuned = ModelSession(result.model, result.metadata, session.device, "fine-tuned")
     after = mean_dice(tuned, eval_samples, cleanup)
     report = AdaptReport(before, after, len(train_samples), len(val_samples), len(eval_samples), result.seconds,

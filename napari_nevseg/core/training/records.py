@@ -55,6 +55,11 @@ class TrainConfig:
     #: fine-tuning: weight of a penalty on the squared distance of the weights from the starting
     #: model's (L2-SP, Li et al. 2018), which holds the model near what it knew; None: off
     anchor: float | None = None
+    #: with ``max_minutes``: a run that falls behind the pace the time limit allows anneals its
+    #: learning rate by the clock instead of by the step count, so the schedule still ends at
+    #: its floor when the limit stops it (a slower machine trains fewer steps, not a cut-off
+    #: schedule); a run on pace is unchanged
+    anneal_by_time: bool = False
 
 
 @dataclass

@@ -28,7 +28,7 @@ from napari_nevseg.core.training.scoring import channel_stats, dice_scores, stat
 
 __all__ = [
     "Run", "check_inputs", "prepare", "train_step", "validate", "validation_dice", "end_epoch", "should_stop_early",
-    "final_weights", "result_metadata", "release", "lr_at", "inherited_tta", "warm_up", "click_training",
+    "final_weights", "result_metadata", "release", "lr_at", "scheduled_step", "inherited_tta", "warm_up", "click_training",
 ]
 
 
@@ -176,6 +176,16 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def scheduled_step(run: Run, now: float | None = None) -> int:
+    """The step the learning-rate schedule is at: the step count, or, with
+    ``config.anneal_by_time`` and a time limit, the share of the time used if that is ahead."""
+    if not (run.config.anneal_by_time and run.deadline):
+        return run.step
+    now = time.perf_counter() if now is None else now
+    share = (now - run.started) / max(1e-9, run.deadline - run.started)
+    return max(run.step, min(run.total - 1, int(share * run.total)))
+
+
 def samples_per_epoch(train_set: TrainingSet, config: TrainConfig) -> int:
     """Every image once, or the mixed-source draw's size."""
     if config.source_shares is None:
@@ -217,7 +227,7 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
         x = torch.cat([x, simulate_guidance(run.model, x, masks, run.clicks, run.gen, run.config.freeze_bn)], dim=1)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    lr = lr_at(run.step, run.total, run.config.lr, run.warmup)
+    lr = lr_at(scheduled_step(run), run.total, run.config.lr, run.warmup)
     assert run.optimizer is not None
     for group in run.optimizer.param_groups:
         group["lr"] = lr
