@@ -32,32 +32,27 @@ from napari_nevseg.core.adapt import finetune, run_to_end
 from napari_nevseg.core.click_eval import evaluate_clicks
 from napari_nevseg.core.data import find_pairs, load_pair
 from napari_nevseg.core.metrics import dice
+from napari_nevseg.core.project import grow_validation_pool
 from napari_nevseg.core.session import ModelSession
-from napari_nevseg.core.training.plan import POOL_MIN, plan_finetune, pool_size
+from napari_nevseg.core.training.plan import POOL_MIN, count_new, plan_finetune, pool_size
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
 MAX_CLICKS = 20
 
 
 def grow_pool(pool: list[str], accepted: list[str], trained: set[str], seed: int) -> list[str]:
-    """The fixed validation pool, as ``Project.ensure_validation`` keeps it: none below the
-    plan's threshold; then a fifth (at least POOL_MIN), only grown, never from trained images."""
+    """The fixed validation pool as the widget keeps it: none below the plan's threshold, then
+    ``Project.ensure_validation``'s rule (a fifth, at least POOL_MIN, only grown, never from
+    images trained on)."""
     if not pool_size(len(accepted)):
         return pool
-    target = max(POOL_MIN, round(0.2 * len(accepted)))
-    candidates = [s for s in accepted if s not in pool and s not in trained]
-    random.Random(seed + len(pool)).shuffle(candidates)
-    pool = list(pool)
-    while len(pool) < target and candidates and len(accepted) - len(pool) > 1:
-        pool.append(candidates.pop())
-    return pool
+    return grow_validation_pool(pool, accepted, trained, 0.2, POOL_MIN, seed)
 
 
 def fine_tune(session: ModelSession, samples: dict, accepted: list[str], pool: list[str], threads: int):
     """One round's fine-tune with the default plan; the new session, or None if not adopted."""
     train_stems = [s for s in accepted if s not in pool]
-    learned = set((session.meta.get("training") or {}).get("train_images") or [])
-    plan = plan_finetune(len(accepted), n_new=sum(s not in learned for s in accepted), pool=len(pool),
+    plan = plan_finetune(len(accepted), n_new=count_new(session.meta, accepted), pool=len(pool),
                          device="cpu", threads=threads)
     result = run_to_end(finetune(session.cpu_copy(), [samples[s] for s in train_stems], [samples[s] for s in pool], plan))
     before, after = result.val_dice_before, result.val_dice_best

@@ -149,12 +149,20 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0 if failures == 0 else 1
 
 
-def _splits(stems, args) -> tuple[list[str], list[str], list[str]]:
+def _splits(stems, args, default_pool=None) -> tuple[list[str], list[str], list[str]]:
+    """Held-out test stems (``--holdout-fraction``), then the validation images: ``--val-fraction``
+    when given, else ``default_pool(n)`` of the ``n`` left (the fine-tune plan's pool), else 20%."""
     from napari_nevseg.core.data import read_strata, stratified_split
 
     strata = read_strata(args.strata) if args.strata else None
     rest, test = stratified_split(stems, args.holdout_fraction, args.seed, strata)
-    train, val = stratified_split(rest, 0.2 if args.val_fraction is None else args.val_fraction, args.seed + 1, strata)
+    if args.val_fraction is not None:
+        fraction = args.val_fraction
+    elif default_pool is not None:
+        fraction = default_pool(len(rest)) / max(1, len(rest))
+    else:
+        fraction = 0.2
+    train, val = stratified_split(rest, fraction, args.seed + 1, strata)
     return train, val, test
 
 

@@ -9,41 +9,26 @@ import sys
 
 from napari_nevseg.core.errors import NevsegError
 
-#: flags that change the plan when given (their parser default is None)
-_OVERRIDES = {"epochs": "epochs", "lr": "lr", "patience": "patience", "batch_size": "batch_size",
-              "max_minutes": "max_minutes"}
+#: flags that change the plan when given (their parser default is None), by TrainConfig field
+_OVERRIDES = ("epochs", "lr", "patience", "batch_size", "max_minutes")
 
 
-def _split(args: argparse.Namespace, stems: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """Held-out test stems (``--holdout-fraction``), then the validation pool: the plan's size
-    (:func:`~napari_nevseg.core.training.plan.pool_size`) unless ``--val-fraction`` is given."""
-    from napari_nevseg.core.data import read_strata, stratified_split
-    from napari_nevseg.core.training.plan import pool_size
-
-    strata = read_strata(args.strata) if args.strata else None
-    rest, test = stratified_split(stems, args.holdout_fraction, args.seed, strata)
-    pool = round(args.val_fraction * len(rest)) if args.val_fraction is not None else pool_size(len(rest))
-    if pool == 0:
-        return sorted(rest), [], test
-    train, val = stratified_split(rest, pool / len(rest), args.seed + 1, strata)
-    return train, val, test
-
-
-def _plan(args: argparse.Namespace, init, n_train: int, n_val: int, new: int):
+def _plan(args: argparse.Namespace, n_train: int, n_val: int, new: int):
     from napari_nevseg.core.training.plan import plan_finetune, with_overrides
 
     plan = plan_finetune(n_train + n_val, n_new=new, pool=n_val, upright=args.upright, device=args.device,
                          threads=args.threads, seed=args.seed)
-    return with_overrides(plan, **{field: getattr(args, flag) for flag, field in _OVERRIDES.items()
-                                   if getattr(args, flag) is not None})
+    return with_overrides(plan, **{name: getattr(args, name) for name in _OVERRIDES if getattr(args, name) is not None})
 
 
 def _outcome(result, plan) -> str:
     """The run's result in words, as the widget says it."""
+    from napari_nevseg.core.training.plan import POOL_FROM
+
     before, after = result.val_dice_before, result.val_dice_best
     if not plan.validated:
         return (f"trained on all {plan.n_images} images ({result.seconds:.0f} s): no validation pool below "
-                f"{_pool_from()} images, so the model is untested yet; score it on images it has not seen "
+                f"{POOL_FROM} images, so the model is untested yet; score it on images it has not seen "
                 "(nevseg evaluate)")
     if result.best_epoch == 0:
         return (f"no epoch beat the starting model on the {plan.pool} validation images (Dice {before:.3f}): "
@@ -55,21 +40,16 @@ def _outcome(result, plan) -> str:
             f"(best epoch {result.best_epoch}, {result.seconds:.0f} s)")
 
 
-def _pool_from() -> int:
-    from napari_nevseg.core.training.plan import POOL_FROM
-
-    return POOL_FROM
-
-
 def run_finetune(args: argparse.Namespace, init, ranks) -> int:
     """Fine-tune ``init = (model, metadata)`` on --images/--masks and write ``args.out``."""
     import torch
 
-    from napari_nevseg.cli_commands import _report_progress
+    from napari_nevseg.cli_commands import _report_progress, _splits
     from napari_nevseg.core.adapt import finetune
     from napari_nevseg.core.checkpoint import save_model
     from napari_nevseg.core.data import find_pairs, find_ph2_pairs, load_pair
     from napari_nevseg.core.training import Checkpointing
+    from napari_nevseg.core.training.plan import count_new, pool_size
     from napari_nevseg.core.training.resume import checkpoint_path_for
 
     if args.images is None:
@@ -79,9 +59,8 @@ def run_finetune(args: argparse.Namespace, init, ranks) -> int:
                           "fine-tune keeps its clicks anyway")
     pairs = find_pairs(args.images, args.masks) if args.masks else find_ph2_pairs(args.images)
     by_stem = {p.stem: p for p in pairs}
-    train_stems, val_stems, test_stems = _split(args, [p.stem for p in pairs])
-    learned = set((init[1].get("training") or {}).get("train_images") or [])
-    plan = _plan(args, init, len(train_stems), len(val_stems), sum(s not in learned for s in by_stem))
+    train_stems, val_stems, test_stems = _splits(list(by_stem), args, default_pool=pool_size)
+    plan = _plan(args, len(train_stems), len(val_stems), count_new(init[1], by_stem))
     say = print if ranks.lead else (lambda *a, **k: None)
     say(f"fine-tuning on {len(train_stems)} images, validating on {len(val_stems)}, {len(test_stems)} held out")
     for reason in plan.reasons:

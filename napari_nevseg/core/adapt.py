@@ -89,8 +89,8 @@ def finetune(
         replayed = make_training_set(replay_samples(), work_hw)
         if len(replayed):
             train_set = TrainingSet.concat({PROJECT_SOURCE: train_set, REPLAY_SOURCE: replayed})
-    pool = list(pool_samples)
-    val_set = make_training_set(pool, work_hw) if pool else None
+    val_set = make_training_set(pool_samples, work_hw)  # read one image at a time: nothing full-size is kept
+    val_set = val_set if len(val_set) else None
     config = plan.config
     if config.source_shares is not None and not train_set.sources:  # the replay folder is missing
         config = replace(config, source_shares=None, epoch_size=None)

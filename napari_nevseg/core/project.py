@@ -46,9 +46,24 @@ from napari_nevseg.core.reconcile import reconcile
 from napari_nevseg.core.records import Effort, ImageRecord, MaskVersion, Status, now_utc
 from napari_nevseg.core.store import SCHEMA_VERSION, ProjectStore
 
-__all__ = ["Status", "Effort", "ImageRecord", "MaskVersion", "Project", "ProjectInUseError", "STATE_DIR"]
+__all__ = ["Status", "Effort", "ImageRecord", "MaskVersion", "Project", "ProjectInUseError", "STATE_DIR",
+           "grow_validation_pool"]
 
 STATE_DIR = "nevseg"
+
+
+def grow_validation_pool(pool: list[str], reviewed: list[str], trained: set[str], fraction: float = 0.2,
+                         minimum: int = 1, seed: int = 0) -> list[str]:
+    """The fixed validation pool grown to ``fraction`` of ``reviewed`` (at least ``minimum``):
+    images already in it stay (those still reviewed), new ones come only from images never
+    ``trained`` on, in a seeded order, and at least one reviewed image is left to train on."""
+    pool = [s for s in pool if s in reviewed]
+    target = max(minimum, round(fraction * len(reviewed))) if len(reviewed) >= 2 else 0
+    candidates = [s for s in reviewed if s not in pool and s not in trained]
+    random.Random(seed + len(pool)).shuffle(candidates)
+    while len(pool) < target and candidates and len(reviewed) - len(pool) > 1:
+        pool.append(candidates.pop())
+    return pool
 DATABASE = "project.sqlite"
 _PREDICTION_COLUMNS = ("model_version", "model_hash", "uncertainty", "predicted_at", "status")
 
@@ -327,14 +342,8 @@ class Project:
         New reviewed images join it only to keep it at ``fraction`` of the reviewed set; images
         in it never leave, and training images never move into it.
         """
-        reviewed = self.training_stems()
-        pool = [s for s in self.validation if s in reviewed]
-        target = max(minimum, round(fraction * len(reviewed))) if len(reviewed) >= 2 else 0
-        trained_before = set(self._trained_stems())
-        candidates = [s for s in reviewed if s not in pool and s not in trained_before]
-        random.Random(seed + len(pool)).shuffle(candidates)
-        while len(pool) < target and candidates and len(reviewed) - len(pool) > 1:
-            pool.append(candidates.pop())
+        pool = grow_validation_pool(self.validation, self.training_stems(), set(self._trained_stems()),
+                                    fraction, minimum, seed)
         if pool != self.validation:
             with self.store.transaction() as conn:
                 self.store.put_setting(conn, "validation", pool)

@@ -33,5 +33,5 @@ def finetune_job(
     from napari_nevseg.core.priority import background_priority
 
     with background_priority(niceness):
-        result = yield from finetune(init, list(_samples(train_items)), list(_samples(val_items)), plan)
+        result = yield from finetune(init, _samples(train_items), _samples(val_items), plan)
     return result

@@ -168,9 +168,10 @@ class FinetunePanel(QWidget):
 
     def _new_count(self, stems) -> int:
         """Reviewed images the active model has not trained on."""
+        from napari_nevseg.core.training.plan import count_new
+
         session = self.controller.session
-        learned = set(((session.meta.get("training") or {}).get("train_images") or []) if session else [])
-        return sum(1 for s in stems if s not in learned)
+        return count_new(session.meta if session is not None else {}, stems)
 
     def _plan_words(self, n: int, new: int) -> str:
         from napari_nevseg.core.training.plan import plan_finetune
@@ -207,9 +208,11 @@ class FinetunePanel(QWidget):
 
         project = self.controller.project
         self.controller.save_edits()
-        reviewed = project.training_stems()
+        reviewed = project.training_stems()  # after saving: the mask on screen may be the first
         marked = self.marked_layers()
         n = len(reviewed) + len(marked)
+        if not n:
+            raise ValueError("no training images yet: accept or correct a few masks first (Y accepts)")
         if pool_size(n):
             pool = project.ensure_validation(fraction=0.2, minimum=POOL_MIN)
         else:  # a handful: train on all (a pool an earlier run chose stays held out)
@@ -241,9 +244,6 @@ class FinetunePanel(QWidget):
             show_error("open a project folder and wait for the model to load before fine-tuning")
             return
         if self.controller.is_busy("train"):
-            return
-        if not self.controller.project.training_stems() and not self.marked_layers():
-            show_error("no training images yet: accept or correct a few masks first (Y accepts)")
             return
         try:
             train, val, plan = self._collect()

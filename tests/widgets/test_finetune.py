@@ -111,6 +111,25 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, im
     assert not set(entry["val_images"]) & set(entry["train_images"])
 
 
+@pytest.mark.slow
+def test_an_unsaved_correction_on_screen_is_saved_and_learned_from(widget, project_dir, qtbot):
+    """The only correction is still on screen, not saved: *Fine-tune* saves it first and
+    learns from it, instead of saying there is nothing to learn from."""
+    from napari_nevseg.core.image_io import read_mask
+    from napari_nevseg.widgets._layers import apply_mask_undoable
+
+    widget.open_project(project_dir)
+    wait_idle(qtbot, widget)
+    widget.review.show_stem("IMD003")
+    apply_mask_undoable(widget.view.mask_layer, read_mask(SAMPLES / "masks" / "IMD003.png"))
+    assert widget.controller.project.training_stems() == []
+    widget.finetune.epochs.setValue(1)
+    widget.finetune.start()
+    assert widget.controller.is_busy("train")
+    wait_idle(qtbot, widget, timeout=4 * LONG)
+    assert widget.controller.registry.entry("v1")["train_images"] == ["IMD003"]
+
+
 @pytest.fixture
 def small_pools(monkeypatch):
     """A validation pool from 3 reviewed images on (of 1), so the 4 samples can exercise it."""

@@ -25,6 +25,7 @@ down, such as people) is the one switch left to the user.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,7 +35,7 @@ from napari_nevseg.core.training.records import TrainConfig
 
 __all__ = [
     "PROJECT_SOURCE", "POOL_FROM", "POOL_MIN", "FIXED_STEPS", "REPLAY_SHARE", "BLEND", "FinetunePlan", "plan_finetune",
-    "pool_size", "with_overrides", "plan_from_meta",
+    "pool_size", "with_overrides", "count_new",
 ]
 
 #: from this many corrected images on, a fixed validation pool is held out and early-stopped on
@@ -182,7 +183,8 @@ def with_overrides(plan: FinetunePlan, **changes: Any) -> FinetunePlan:
     return replace(plan, config=replace(plan.config, **changes), reasons=(*plan.reasons, f"set by hand: {said}"))
 
 
-def plan_from_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """The recorded plan of a model file ({} when it was not fine-tuned with one)."""
-    return dict((meta.get("training") or {}).get("plan") or {})
-
+def count_new(meta: dict[str, Any], stems: Iterable[str]) -> int:
+    """How many of ``stems`` the model of ``meta`` has not trained on (its recorded training
+    images): the ``n_new`` of :func:`plan_finetune`."""
+    learned = set((meta.get("training") or {}).get("train_images") or [])
+    return sum(1 for stem in stems if stem not in learned)
