@@ -122,6 +122,7 @@ def main() -> int:
     parser.add_argument("--scenarios", nargs="*",
                         default=["ready+0", "ready+0.5", "ready+1", "ready+2", "dock+close", "mid-predict", "mid-finetune"])
     parser.add_argument("--timeout", type=float, default=400)
+    parser.add_argument("--log", type=Path, default=None, help="append the stderr of every dirty run here")
     parser.add_argument("--how", nargs="*", default=["menu", "viewer-close", "app-quit", "exit"],
                         help="how to quit: File > Quit, viewer.close(), QApplication.quit(), sys.exit")
     args = parser.parse_args()
@@ -133,6 +134,9 @@ def main() -> int:
             dirty = "Traceback" in err or "Aborted" in err or "Fatal Python error" in err
             verdict = "clean" if code == 0 and not dirty else "DIRTY"
             tally[verdict] += 1
+            if args.log is not None and verdict == "DIRTY":
+                with args.log.open("a") as log:
+                    log.write(f"===== {scenario} {how} exit {code}\n{err}\n")
             last = [line for line in err.strip().splitlines() if line.strip()][-1:] or [""]
             print(f"{scenario:13s} {how:12s} exit {code:4d} {verdict:5s} {time.perf_counter() - started:5.1f} s  "
                   f"{last[0][:150] if verdict == 'DIRTY' else ''}", flush=True)

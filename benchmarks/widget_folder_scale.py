@@ -85,9 +85,12 @@ def time_widget(root: Path, period_ms: float) -> dict:
     values = lateness[5:]
     q = statistics.quantiles(values, n=100)
     predicted = ctl.project.counts()["predicted"]
+    import torch
+
+    threads = torch.get_num_threads()  # nevseg predict's default: every core
     widget.teardown()
     viewer.close()
-    return {"seconds": round(seconds, 1), "predicted": predicted, "ticks": len(values),
+    return {"seconds": round(seconds, 1), "predicted": predicted, "torch_threads": threads, "ticks": len(values),
             "stall_median_ms": round(statistics.median(values), 1), "stall_p99_ms": round(q[98], 1),
             "stall_max_ms": round(max(values), 1)}
 

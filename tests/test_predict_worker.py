@@ -28,9 +28,9 @@ def _project(tmp_path: Path, copies: int) -> Project:
 
 def test_batched_project_prediction_equals_one_image_at_a_time(tmp_path, click_session):
     project = _project(tmp_path, copies=3)  # 12 images and a broken one: batches of 5 leave a rest
-    todo = [(stem, project.image_path(stem)) for stem in sorted(project.records)]
+    todo = sorted(project.records)
     results = list(predict_project(click_session, project, todo, None, _cleanup(), batch_size=5, workers=2))
-    assert [r.key for r in results] == [stem for stem, _ in todo]
+    assert [r.key for r in results] == todo
     broken = next(r for r in results if r.key == "broken")
     assert broken.error and broken.mask is None
     for result in results:
@@ -53,11 +53,11 @@ def test_a_run_stopped_between_images_leaves_no_unrecorded_prediction_file(tmp_p
     import time
 
     project = _project(tmp_path, copies=2)
-    todo = [(stem, project.image_path(stem)) for stem in sorted(project.records)]
+    todo = sorted(project.records)
     gen = predict_project(click_session, project, todo, None, _cleanup(), batch_size=4, workers=2)
     yielded = {next(gen).key for _ in range(2)}
     time.sleep(1.0)  # the pool finishes what it had started for this batch
-    written = {p.stem for p in project.prediction_path(todo[0][0]).parent.glob("*.png")}
+    written = {p.stem for p in project.prediction_path(todo[0]).parent.glob("*.png")}
     assert written == yielded
     gen.close()  # the pool is let go
     import threading
@@ -70,3 +70,36 @@ def _cleanup():
     from napari_nevseg.core.postprocess import Cleanup
 
     return Cleanup()
+
+
+def test_network_passes_are_whole_batches_unless_a_person_is_clicking(tmp_path, click_model_file, monkeypatch):
+    """A project prediction runs the network on whole batches (fastest), but a guided prediction
+    (a click) makes it hold the model's lock for two images at a time for the next half minute,
+    so the next click never queues behind a whole batch; after that, whole batches again."""
+    from napari_nevseg.core import session as session_module
+    from napari_nevseg.core.session import ModelSession
+
+    session = ModelSession.load(click_model_file, "cpu")
+    passes: list[int] = []
+    original = session.predictor.low_res_with_fallback
+
+    def counted(rgbs, on_fallback):
+        passes.append(len(rgbs))
+        return original(rgbs, on_fallback)
+
+    monkeypatch.setattr(session.predictor, "low_res_with_fallback", counted)
+    project = _project(tmp_path, copies=2)
+    todo = [stem for stem in sorted(project.records) if stem != "broken"]
+
+    def run() -> list[int]:
+        passes.clear()
+        list(predict_project(session, project, todo, None, _cleanup(), batch_size=8, workers=2))
+        return list(passes)
+
+    assert run() == [8]
+    image = read_image(project.image_path(todo[0]))
+    session.predict(image, clicks=[(image.shape[0] / 2, image.shape[1] / 2, True)], cleanup=_cleanup())
+    assert run() == [2, 2, 2, 2]
+    clock = session_module.time.monotonic() + session_module.INTERACTIVE_GRACE_S + 1
+    monkeypatch.setattr(session_module.time, "monotonic", lambda: clock)
+    assert run() == [8]

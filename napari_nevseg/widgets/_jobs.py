@@ -24,25 +24,62 @@ if TYPE_CHECKING:
 JOIN_TIMEOUT_S = 90.0
 
 
-def _marking(func: Callable, done: threading.Event) -> Callable:
-    """``func`` that sets ``done`` when it returns or raises (a generator stays a generator,
-    so napari still makes a stoppable GeneratorWorker of it)."""
+class _Job:
+    """Whether a worker's function has begun, may still begin, or has left.
+
+    superqt's ``worker.start()`` hands the worker to the thread pool from a 1 ms timer whenever an
+    event loop runs, so a dock torn down in the same turn (File > Quit right after the model
+    loaded) met a worker that had not begun and could not begin until the loop ran again: the
+    join waited its whole timeout, then the timer started the training warm-up in a dying
+    interpreter (exit code 134). A job cancelled before it begins never runs its function, and
+    only a job that has begun is waited for.
+    """
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._begun = self._cancelled = False
+
+    def begin(self) -> bool:
+        """Called in the worker thread first: False (and done) when cancelled before that."""
+        with self._lock:
+            if self._cancelled:
+                self.done.set()
+                return False
+            self._begun = True
+            return True
+
+    def cancel(self) -> bool:
+        """No begin from now on; True when the function has begun (then wait for ``done``)."""
+        with self._lock:
+            self._cancelled = True
+            return self._begun
+
+
+def _marking(func: Callable, job: _Job) -> Callable:
+    """``func`` that runs only if its job was not cancelled first, and sets the job's ``done`` when
+    it returns or raises (a generator stays a generator, so napari still makes a stoppable
+    GeneratorWorker of it)."""
     if inspect.isgeneratorfunction(func):
         @functools.wraps(func)
         def generator(*args, **kwargs):
+            if not job.begin():
+                return None
             try:
                 return (yield from func(*args, **kwargs))
             finally:
-                done.set()
+                job.done.set()
 
         return generator
 
     @functools.wraps(func)
     def function(*args, **kwargs):
+        if not job.begin():
+            return None
         try:
             return func(*args, **kwargs)
         finally:
-            done.set()
+            job.done.set()
 
     return function
 
@@ -53,10 +90,10 @@ def start_worker(controller: ReviewController, func: Callable, *args: Any, _prog
     tracked by the controller until it finishes, then started."""
     from napari.qt.threading import create_worker
 
-    done = threading.Event()
-    job = _marking(func, done)
-    worker = create_worker(job, *args, _progress=_progress) if _progress else create_worker(job, *args)
-    worker.nevseg_done = done
+    job = _Job()
+    work = _marking(func, job)
+    worker = create_worker(work, *args, _progress=_progress) if _progress else create_worker(work, *args)
+    worker.nevseg_job = job
     worker.nevseg_slots = [(getattr(worker, name), slot) for name, slot in slots.items()]
     for signal, slot in worker.nevseg_slots:
         signal.connect(slot)
@@ -67,9 +104,11 @@ def start_worker(controller: ReviewController, func: Callable, *args: Any, _prog
 
 
 def stop_and_join(controller: ReviewController, timeout_s: float = JOIN_TIMEOUT_S) -> bool:
-    """Ask every tracked worker to stop, disconnect the dock's slots from it, and wait until its
-    thread has left the work; True when all did within the timeout."""
+    """Ask every tracked worker to stop, disconnect the dock's slots from it, cancel the ones not
+    begun yet, and wait until each begun one's thread has left the work; True when all did
+    within the timeout."""
     workers = controller.workers
+    begun = []
     for worker in workers:
         worker.quit()
         for signal, slot in getattr(worker, "nevseg_slots", ()):
@@ -77,8 +116,10 @@ def stop_and_join(controller: ReviewController, timeout_s: float = JOIN_TIMEOUT_
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):  # already disconnected, or the Qt side is gone
                 pass
+        if worker.nevseg_job.cancel():  # after the disconnect: a cancelled job returns None
+            begun.append(worker)
     deadline = time.monotonic() + timeout_s
-    joined = all(w.nevseg_done.wait(max(0.0, deadline - time.monotonic())) for w in workers)
+    joined = all(w.nevseg_job.done.wait(max(0.0, deadline - time.monotonic())) for w in begun)
     for worker in workers:
         controller.untrack(worker)
     return joined

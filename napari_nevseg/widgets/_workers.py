@@ -79,10 +79,11 @@ def predict_arrays(session, jobs: Sequence[tuple[Any, np.ndarray]], threshold, c
 
 
 def predict_project(
-    session, project, project_paths: Sequence[tuple[str, Any]], threshold, cleanup, batch_size: int = 8, workers: int = 2
+    session, project, stems: Sequence[str], threshold, cleanup, batch_size: int = 8, workers: int = 2
 ) -> Iterator[Predicted]:
-    """Read, predict and write the prediction file of project images, one yield per image, in
-    order (the GUI thread then only commits the record: no PNG encoding there).
+    """Read, predict and write the prediction file of the project images ``stems``, one yield
+    per image, in order (the GUI thread then only commits the record: no PNG encoding there,
+    and no path built for each of thousands of images before the first one starts).
 
     The stages of ``nevseg predict`` (:mod:`napari_nevseg.core.pipeline`), so a folder goes as
     fast here as on the command line: a small pool decodes the next images while the network
@@ -96,16 +97,12 @@ def predict_project(
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nevseg-predict")
     try:
-        images = map_ahead(pool, _read_or_error, (path for _, path in project_paths), max(1, workers) + batch_size)
-        decoded = zip((stem for stem, _ in project_paths), images, strict=True)
+        paths = (project.image_path(stem) for stem in stems)
+        decoded = zip(stems, map_ahead(pool, _read_or_error, paths, max(1, workers) + batch_size), strict=True)
         while chunk := list(itertools.islice(decoded, batch_size)):
             yield from _predict_chunk(session, project, pool, chunk, threshold, cleanup)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-#: images per network pass under the session's lock: a click waits for at most this many
-_LOCKED_BATCH = 2
 
 
 def _read_or_error(path):
@@ -119,12 +116,14 @@ def _read_or_error(path):
 
 
 def _low_res(session, rgbs: list[np.ndarray], notes: list[str]) -> list:
-    """The network's output for ``rgbs``, :data:`_LOCKED_BATCH` images per hold of the lock
-    (the click tool shares the session and must not wait for a whole batch)."""
+    """The network's output for ``rgbs``, as many images per hold of the lock as
+    :meth:`ModelSession.bulk_pass` allows (the click tool shares the session: while a person
+    clicks, a click waits for two images at most, not a whole batch)."""
     lows: list = []
-    for start in range(0, len(rgbs), _LOCKED_BATCH):
+    while len(lows) < len(rgbs):
+        step = session.bulk_pass(len(rgbs) - len(lows))
         with session.lock:
-            lows += session.predictor.low_res_with_fallback(rgbs[start : start + _LOCKED_BATCH], notes.append)
+            lows += session.predictor.low_res_with_fallback(rgbs[len(lows) : len(lows) + step], notes.append)
     return lows
 
 

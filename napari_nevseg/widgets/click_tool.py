@@ -131,9 +131,15 @@ class ClickTool:
         viewer.layers.selection.active = self.mask
         self._on_session()
 
+    def _expect_clicks(self) -> None:
+        """Clicks are armed: a running project prediction keeps its passes short from now on."""
+        if self.controller.session is not None:
+            self.controller.session.note_interaction()
+
     def arm_clicks(self) -> None:
         if self.points is None or not self.view.layer_in_viewer(self.points):
             return
+        self._expect_clicks()
         self.view.viewer.layers.selection.active = self.points
         if self.points.editable:
             self.points.mode = "add"
@@ -149,6 +155,7 @@ class ClickTool:
             return
         layers.selection.active = self.box
         self.box.mode = "add_rectangle"
+        self._expect_clicks()
 
     def toggle_kind(self) -> None:
         """W: the next clicks are negative (then positive again)."""

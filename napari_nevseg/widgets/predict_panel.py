@@ -142,7 +142,7 @@ class PredictPanel(QWidget):
         if project is None:
             show_error("no project is open: open a project folder (images/ + masks/) first")
             return
-        todo = [(s, project.image_path(s)) for s, r in project.records.items() if not r.status.decided]
+        todo = [stem for stem, record in project.records.items() if not record.status.decided]
         if not todo:
             show_info("every image of the project is reviewed; nothing to predict")
             return

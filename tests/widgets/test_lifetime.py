@@ -133,3 +133,37 @@ def test_a_model_load_delivered_after_teardown_starts_no_worker(make_napari_view
     started = len(WorkerBase._worker_set) - before
     qtbot.waitUntil(lambda: len(WorkerBase._worker_set) <= before, timeout=LONG)
     assert started == 0, "a worker was started after the dock was torn down"
+
+
+def test_a_worker_started_in_the_same_turn_as_teardown_is_cancelled_not_waited_for(qtbot):
+    """Item 9, exit code 134 after File > Quit right after the model loaded: superqt hands a
+    worker started inside a running event loop to the thread pool from a 1 ms timer, so a
+    teardown in the same turn waited its whole timeout for a worker that could not begin, and
+    the timer then started the training warm-up in a dying interpreter. Now the join returns at
+    once and the function never runs."""
+    import time
+
+    from qtpy.QtCore import QTimer
+
+    from napari_nevseg.widgets._jobs import start_worker, stop_and_join
+    from napari_nevseg.widgets.controller import ReviewController
+
+    controller = ReviewController()
+    ran: list[str] = []
+    outcome: dict = {}
+
+    def warm_up():
+        ran.append("warm-up")
+
+    def in_the_event_loop():  # as the poll timer of a scripted quit, or File > Quit
+        start_worker(controller, warm_up)
+        started = time.perf_counter()
+        outcome["joined"] = stop_and_join(controller, timeout_s=5.0)
+        outcome["seconds"] = time.perf_counter() - started
+
+    QTimer.singleShot(0, in_the_event_loop)
+    qtbot.waitUntil(lambda: "seconds" in outcome, timeout=20_000)
+    qtbot.wait(200)  # superqt's timer fires; the pool runs what it was given
+    assert outcome["joined"] and outcome["seconds"] < 1.0, outcome
+    assert ran == [], "the cancelled function ran after teardown"
+    assert controller.workers == []
