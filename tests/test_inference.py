@@ -108,6 +108,26 @@ def test_tta_flips_average(blob_session, make_blob):
     assert 0 <= four.min().item() and four.max().item() <= 1
 
 
+def test_flips_in_one_pass_equal_flips_one_at_a_time(blob_session, make_blob, monkeypatch):
+    """A few images go through the network with all their flipped copies in one batch (faster);
+    the probabilities must be those of one pass per flip, each flipped back."""
+    import torch
+
+    from napari_nevseg.core import inference
+
+    images = [make_blob(32, 48, seed=s)[0] for s in (8, 9)]
+    predictor = blob_session.predictor
+    stacked = predictor.low_res_probabilities(images, tta=4)  # 2 images x 4 flips: one pass
+    monkeypatch.setattr(inference, "_STACKED_FLIPS", 1)
+    one_by_one = predictor.low_res_probabilities(images, tta=4)
+    x = predictor.batch(images)
+    by_hand = sum(torch.flip(torch.sigmoid(predictor.forward(torch.flip(x, d) if d else x)), d) if d
+                  else torch.sigmoid(predictor.forward(x)) for d in inference.TTA_FLIPS)[:, 0] / 4
+    torch.testing.assert_close(stacked, one_by_one, atol=1e-5, rtol=0)
+    torch.testing.assert_close(one_by_one, by_hand, atol=1e-6, rtol=0)
+    assert not torch.allclose(stacked, predictor.low_res_probabilities(images, tta=1), atol=1e-3)
+
+
 def test_uncertainty():
     assert uncertainty(np.array([0.0, 1.0, 1.0, 0.0])) == pytest.approx(0.0)
     sure = uncertainty(np.array([0.0, 0.99, 0.98, 0.01]))

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
 #: the most flips a model with an up (trained without rotations) may use: none upside down
 UPRIGHT_TTA = 2
+#: flipped copies up to this many go through the network in one pass (few images: a lone image
+#: runs faster as one batch of 4 than as 4 batches of 1; more would only cost memory)
+_STACKED_FLIPS = 8
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -237,10 +240,16 @@ class Predictor:
         (1: none, 2: + horizontal flip, 4: + vertical and both)."""
         x = self.batch(images)
         flips = TTA_FLIPS[: max(1, tta or self.tta)]
+        if len(flips) > 1 and len(x) * len(flips) <= _STACKED_FLIPS:
+            # one pass over every flip: a lone PH2 image took 39 ms as a batch of 4 against
+            # 57 ms as 4 batches of 1 (2 CPU cores), the same probabilities
+            layout = torch.channels_last if self.channels_last else torch.contiguous_format
+            xin = torch.cat([torch.flip(x, dims) if dims else x for dims in flips]).contiguous(memory_format=layout)
+            probs = torch.sigmoid(self.forward(xin)).split(len(x))
+        else:
+            probs = tuple(torch.sigmoid(self.forward(torch.flip(x, dims) if dims else x)) for dims in flips)
         total = None
-        for dims in flips:
-            xin = torch.flip(x, dims) if dims else x
-            prob = torch.sigmoid(self.forward(xin))
+        for dims, prob in zip(flips, probs, strict=True):
             prob = torch.flip(prob, dims) if dims else prob
             total = prob if total is None else total + prob
         assert total is not None

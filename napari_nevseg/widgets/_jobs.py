@@ -2,10 +2,10 @@
 
 Joining matters: a worker still running when Python shuts down emits into Qt objects already
 deleted (``wrapped C/C++ object ... has been deleted``) or imports torch modules half torn down,
-and the process aborts. A generator worker stops at its next ``yield``; a function worker (model
-load, training warm-up) cannot be interrupted, so teardown waits for it. The wait is on each
-worker's own "left the function" event, set in the worker thread: queued signals cannot be
-delivered to a GUI thread that is waiting.
+and the process aborts. A generator worker stops at its next ``yield`` (and is closed here); a
+function worker (model load, training warm-up) cannot be interrupted, so teardown waits for it;
+one not begun yet is cancelled. The wait is on each worker's own "left work()" event, set in the
+worker thread: queued signals cannot be delivered to a GUI thread that is waiting.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ class _Job:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.generator: Any = None
         self._lock = threading.Lock()
         self._begun = self._cancelled = False
 
     def begin(self) -> bool:
-        """Called in the worker thread first: False (and done) when cancelled before that."""
+        """Called in the worker thread first: False when cancelled before that."""
         with self._lock:
             if self._cancelled:
-                self.done.set()
                 return False
             self._begun = True
             return True
@@ -57,31 +57,43 @@ class _Job:
 
 
 def _marking(func: Callable, job: _Job) -> Callable:
-    """``func`` that runs only if its job was not cancelled first, and sets the job's ``done`` when
-    it returns or raises (a generator stays a generator, so napari still makes a stoppable
-    GeneratorWorker of it)."""
+    """``func`` that runs only if its job was not cancelled first (a generator stays a generator,
+    so napari still makes a stoppable GeneratorWorker of it; the job keeps the generator)."""
     if inspect.isgeneratorfunction(func):
         @functools.wraps(func)
         def generator(*args, **kwargs):
             if not job.begin():
                 return None
-            try:
-                return (yield from func(*args, **kwargs))
-            finally:
-                job.done.set()
+            job.generator = func(*args, **kwargs)
+            return (yield from job.generator)
 
         return generator
 
     @functools.wraps(func)
     def function(*args, **kwargs):
-        if not job.begin():
-            return None
-        try:
-            return func(*args, **kwargs)
-        finally:
-            job.done.set()
+        return func(*args, **kwargs) if job.begin() else None
 
     return function
+
+
+def _done_on_leaving(worker: Any, job: _Job) -> None:
+    """Set the job's ``done`` when the worker's thread leaves ``work()``, and close a generator
+    it leaves suspended: on ``quit()`` superqt's GeneratorWorker stops asking for values without
+    closing the generator, so its ``finally`` (a project prediction's decoding pool) never ran
+    and a join that waited for it took its whole timeout (90 s on quitting mid-prediction)."""
+    work = worker.work
+
+    def work_then_done():
+        try:
+            return work()
+        finally:
+            try:
+                if job.generator is not None:
+                    job.generator.close()
+            finally:
+                job.done.set()
+
+    worker.work = work_then_done
 
 
 def start_worker(controller: ReviewController, func: Callable, *args: Any, _progress: dict | None = None,
@@ -94,6 +106,7 @@ def start_worker(controller: ReviewController, func: Callable, *args: Any, _prog
     work = _marking(func, job)
     worker = create_worker(work, *args, _progress=_progress) if _progress else create_worker(work, *args)
     worker.nevseg_job = job
+    _done_on_leaving(worker, job)
     worker.nevseg_slots = [(getattr(worker, name), slot) for name, slot in slots.items()]
     for signal, slot in worker.nevseg_slots:
         signal.connect(slot)

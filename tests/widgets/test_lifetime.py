@@ -167,3 +167,33 @@ def test_a_worker_started_in_the_same_turn_as_teardown_is_cancelled_not_waited_f
     assert outcome["joined"] and outcome["seconds"] < 1.0, outcome
     assert ran == [], "the cancelled function ran after teardown"
     assert controller.workers == []
+
+
+def test_a_generator_worker_stopped_mid_way_is_joined_at_once_and_closed(qtbot):
+    """Item 9, quitting mid-prediction: superqt stops a generator worker by no longer asking it
+    for values, without closing it, so the join waited for a ``finally`` that never ran (90 s,
+    its whole timeout, before napari could quit) and the project prediction's decoding pool was
+    left behind. Now the join returns as soon as the thread leaves, and the generator is closed."""
+    import time
+
+    from napari_nevseg.widgets._jobs import start_worker, stop_and_join
+    from napari_nevseg.widgets.controller import ReviewController
+
+    controller = ReviewController()
+    events: list[str] = []
+
+    def predict_forever():
+        try:
+            while True:
+                time.sleep(0.01)
+                yield "one more image"
+        finally:
+            events.append("closed")
+
+    start_worker(controller, predict_forever, yielded=lambda _value: events.append("yielded"))
+    qtbot.waitUntil(lambda: "yielded" in events, timeout=10_000)
+    started = time.perf_counter()
+    joined = stop_and_join(controller, timeout_s=5.0)
+    seconds = time.perf_counter() - started
+    assert joined and seconds < 1.0, (joined, seconds)
+    assert "closed" in events, "the generator's finally never ran"
