@@ -31,10 +31,14 @@ class LivePlot(QWidget):
         self.losses: list[float] = []
         self.epochs: list[float] = []
         self.dices: list[float] = []
+        self.validated = True
         self.setMinimumHeight(180)
 
-    def reset(self) -> None:
+    def reset(self, validated: bool = True) -> None:
+        """Empty the plot for a new run; ``validated``: whether a validation pool scores it (a run
+        of a handful of images has none, and its plot then shows no Dice axis to wait for)."""
         self.steps, self.losses, self.epochs, self.dices = [], [], [], []
+        self.validated = validated
         self.update()
 
     def add_step(self, step: int, loss: float) -> None:
@@ -49,6 +53,10 @@ class LivePlot(QWidget):
     def redraw(self) -> None:
         """Schedule a repaint with the data added so far."""
         self.update()
+
+    def legend_right(self) -> str:
+        """The right-hand legend: the Dice series, or why there is none."""
+        return "validation Dice ●" if self.validated else "no validation pool: the next reviews judge it"
 
     # -- painting ---------------------------------------------------------------------------
     def _plot_rect(self) -> QRectF:
@@ -80,18 +88,19 @@ class LivePlot(QWidget):
             painter.setPen(_LOSS)
             painter.drawText(QRectF(0, y - fm.height() / 2, rect.left() - 4, fm.height()),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{loss_hi * frac:.3f}")
-            painter.setPen(_DICE)
-            painter.drawText(QRectF(rect.right() + 4, y - fm.height() / 2, 60, fm.height()),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             f"{dice_lo + (1 - dice_lo) * frac:.2f}")
+            if self.validated:
+                painter.setPen(_DICE)
+                painter.drawText(QRectF(rect.right() + 4, y - fm.height() / 2, 60, fm.height()),
+                                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                                 f"{dice_lo + (1 - dice_lo) * frac:.2f}")
         painter.setPen(_TEXT)
         painter.drawText(QRectF(rect.left(), rect.bottom() + 2, rect.width(), fm.height()),
                          Qt.AlignmentFlag.AlignRight, f"step {x_max}")
         painter.drawText(QRectF(rect.left(), rect.bottom() + 2 + fm.height(), rect.width(), fm.height()),
                          Qt.AlignmentFlag.AlignLeft, "— training loss")
-        painter.setPen(_DICE)
+        painter.setPen(_DICE if self.validated else _TEXT)
         painter.drawText(QRectF(rect.left(), rect.bottom() + 2 + fm.height(), rect.width(), fm.height()),
-                         Qt.AlignmentFlag.AlignRight, "validation Dice ●")
+                         Qt.AlignmentFlag.AlignRight, self.legend_right())
         if self.losses:
             painter.setPen(QPen(_LOSS, 1.2))
             painter.drawPolyline(QPolygonF([QPointF(px(s), py(v, 0.0, loss_hi))

@@ -251,7 +251,7 @@ class FinetunePanel(QWidget):
             show_error(str(exc))
             return
         init = self.controller.session.cpu_copy()
-        self.plot.reset()
+        self.plot.reset(validated=bool(val))
         self.result_label.setText("")
         self.started_at = time.perf_counter()
         self.controller.set_busy("train", True)

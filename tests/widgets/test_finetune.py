@@ -46,6 +46,8 @@ def test_end_to_end_predict_correct_finetune_repredict(widget, project_dir, qtbo
     assert (project.models_dir / "v1.safetensors").exists()
     words = widget.finetune.result_label.text()
     assert words.startswith("v1 learned from all 3 reviewed images") and "untested yet" in words
+    plot = widget.finetune.plot  # no pool: the plot promises no validation Dice
+    assert not plot.validated and not plot.dices and plot.legend_right().startswith("no validation pool")
     meta = widget.controller.session.meta
     assert meta["training"]["plan"]["regime"] == "fixed schedule" and "clicks" in meta
 
@@ -90,6 +92,7 @@ def test_rollback_and_validation_pool_stays_fixed(widget, project_dir, qtbot, im
     pool = list(widget.controller.project.validation)
     assert len(pool) == 1 and widget.controller.session.version == "v1"
     assert widget.finetune.result_label.text().startswith("v1 needs fewer corrections on the 1 validation images")
+    assert widget.finetune.plot.validated and widget.finetune.plot.dices
     assert widget.controller.session.predictor.tta == 2
     assert widget.controller.session.meta["training"]["config"]["augment"]["rotate"] is False
     assert widget.finetune.upright.isChecked()  # the next fine-tune of v1 stays upright
