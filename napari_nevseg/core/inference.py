@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
 #: the most flips a model with an up (trained without rotations) may use: none upside down
 UPRIGHT_TTA = 2
-#: flipped copies up to this many go through the network in one pass (few images: a lone image
-#: runs faster as one batch of 4 than as 4 batches of 1; more would only cost memory)
+#: on the CPU, flipped copies up to this many go through the network in one pass (few images: a
+#: lone image runs faster as one batch of 4 than as 4 batches of 1; more would only cost memory)
 _STACKED_FLIPS = 8
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -240,9 +240,11 @@ class Predictor:
         (1: none, 2: + horizontal flip, 4: + vertical and both)."""
         x = self.batch(images)
         flips = TTA_FLIPS[: max(1, tta or self.tta)]
-        if len(flips) > 1 and len(x) * len(flips) <= _STACKED_FLIPS:
+        if self.device.type == "cpu" and len(flips) > 1 and len(x) * len(flips) <= _STACKED_FLIPS:
             # one pass over every flip: a lone PH2 image took 39 ms as a batch of 4 against
-            # 57 ms as 4 batches of 1 (2 CPU cores), the same probabilities
+            # 57 ms as 4 batches of 1 (2 CPU cores), the same probabilities. On the CPU only,
+            # where it was measured: on a GPU, a lone image's out-of-memory fallback must still
+            # be able to try a pass of one before moving the model to the CPU
             layout = torch.channels_last if self.channels_last else torch.contiguous_format
             xin = torch.cat([torch.flip(x, dims) if dims else x for dims in flips]).contiguous(memory_format=layout)
             probs = torch.sigmoid(self.forward(xin)).split(len(x))

@@ -30,8 +30,8 @@ from napari_nevseg.core.postprocess import Cleanup
 
 __all__ = ["ModelSession", "default_model_path", "resolve_model_path"]
 
-#: after a person last clicked (or armed clicks), bulk jobs keep their network passes short for
-#: this many seconds, so the next click waits behind two images, not a whole batch
+#: after a person last clicked (or armed clicks), a project prediction keeps its network passes
+#: short for this many seconds, so the next click waits behind two images, not a whole batch
 INTERACTIVE_GRACE_S = 30.0
 #: images per network pass of a bulk job while a person is clicking
 INTERACTIVE_PASS = 2
@@ -66,11 +66,12 @@ class ModelSession:
         self._interactive_at = time.monotonic()
 
     def bulk_pass(self, wanted: int) -> int:
-        """How many images a bulk job (a whole project, a folder) may send through the network
-        in one hold of :attr:`lock`: all ``wanted``, which runs fastest (on 2 CPU cores a project
-        predicted 2 images per pass took 1.4x as long as 8 per pass), unless a person clicked in
-        the last :data:`INTERACTIVE_GRACE_S` seconds: then :data:`INTERACTIVE_PASS`, so a click
-        never queues behind a whole batch while someone is at work."""
+        """How many images the widget's project prediction may send through the network in one
+        hold of :attr:`lock`: all ``wanted``, which runs fastest (on 2 CPU cores a project
+        predicted 2 images per pass took 1.4x as long as 8 per pass), unless a person clicked or
+        armed clicks in the last :data:`INTERACTIVE_GRACE_S` seconds: then
+        :data:`INTERACTIVE_PASS`, so while someone is clicking a click waits behind two images
+        at most. The first click after a longer pause may wait behind one whole pass."""
         recent = time.monotonic() - self._interactive_at < INTERACTIVE_GRACE_S
         return max(1, min(wanted, INTERACTIVE_PASS) if recent else wanted)
 

@@ -129,7 +129,7 @@ def stop_and_join(controller: ReviewController, timeout_s: float = JOIN_TIMEOUT_
                 signal.disconnect(slot)
             except (TypeError, RuntimeError):  # already disconnected, or the Qt side is gone
                 pass
-        if worker.nevseg_job.cancel():  # after the disconnect: a cancelled job returns None
+        if worker.nevseg_job.cancel():  # after quit(): superqt emits no "returned" once aborted
             begun.append(worker)
     deadline = time.monotonic() + timeout_s
     joined = all(w.nevseg_job.done.wait(max(0.0, deadline - time.monotonic())) for w in begun)

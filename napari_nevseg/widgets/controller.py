@@ -72,7 +72,8 @@ class ReviewController:
 
     @property
     def workers(self) -> list[Any]:
-        """Running workers (anything with ``quit()``), stopped when the dock goes away."""
+        """Running workers (started by :func:`~napari_nevseg.widgets._jobs.start_worker`), stopped
+        and joined when the dock goes away."""
         return list(self._workers)
 
     def track(self, worker: Any) -> None:
