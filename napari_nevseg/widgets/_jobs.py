@@ -42,7 +42,7 @@ class _Job:
         self._begun = self._cancelled = False
 
     def begin(self) -> bool:
-        """Called in the worker thread first: False when cancelled before that."""
+        """Called in the worker thread before the work: False when cancelled before that."""
         with self._lock:
             if self._cancelled:
                 return False
@@ -56,36 +56,29 @@ class _Job:
             return self._begun
 
 
-def _marking(func: Callable, job: _Job) -> Callable:
-    """``func`` that runs only if its job was not cancelled first (a generator stays a generator,
-    so napari still makes a stoppable GeneratorWorker of it; the job keeps the generator)."""
-    if inspect.isgeneratorfunction(func):
-        @functools.wraps(func)
-        def generator(*args, **kwargs):
-            if not job.begin():
-                return None
-            job.generator = func(*args, **kwargs)
-            return (yield from job.generator)
-
-        return generator
-
+def _keeping_generator(func: Callable, job: _Job) -> Callable:
+    """The generator function ``func``, its generator kept by ``job`` (for
+    :func:`_run_as_job` to close); it stays a generator function, so napari still makes a
+    stoppable GeneratorWorker of it."""
     @functools.wraps(func)
-    def function(*args, **kwargs):
-        return func(*args, **kwargs) if job.begin() else None
+    def generator(*args, **kwargs):
+        job.generator = func(*args, **kwargs)
+        return (yield from job.generator)
 
-    return function
+    return generator
 
 
-def _done_on_leaving(worker: Any, job: _Job) -> None:
-    """Set the job's ``done`` when the worker's thread leaves ``work()``, and close a generator
-    it leaves suspended: on ``quit()`` superqt's GeneratorWorker stops asking for values without
-    closing the generator, so its ``finally`` (a project prediction's decoding pool) never ran
-    and a join that waited for it took its whole timeout (90 s on quitting mid-prediction)."""
+def _run_as_job(worker: Any, job: _Job) -> None:
+    """Make the worker's ``work()`` run only if its job was not cancelled first, set the job's
+    ``done`` when the worker's thread leaves it, and close a generator it leaves suspended: on
+    ``quit()`` superqt's GeneratorWorker stops asking for values without closing the
+    generator, so its ``finally`` (a project prediction's decoding pool) never ran and a join
+    that waited for it took its whole timeout (90 s on quitting mid-prediction)."""
     work = worker.work
 
-    def work_then_done():
+    def work_as_job():
         try:
-            return work()
+            return work() if job.begin() else None  # superqt emits no "returned" once aborted
         finally:
             try:
                 if job.generator is not None:
@@ -93,7 +86,7 @@ def _done_on_leaving(worker: Any, job: _Job) -> None:
             finally:
                 job.done.set()
 
-    worker.work = work_then_done
+    worker.work = work_as_job
 
 
 def start_worker(controller: ReviewController, func: Callable, *args: Any, _progress: dict | None = None,
@@ -103,10 +96,10 @@ def start_worker(controller: ReviewController, func: Callable, *args: Any, _prog
     from napari.qt.threading import create_worker
 
     job = _Job()
-    work = _marking(func, job)
+    work = _keeping_generator(func, job) if inspect.isgeneratorfunction(func) else func
     worker = create_worker(work, *args, _progress=_progress) if _progress else create_worker(work, *args)
     worker.nevseg_job = job
-    _done_on_leaving(worker, job)
+    _run_as_job(worker, job)
     worker.nevseg_slots = [(getattr(worker, name), slot) for name, slot in slots.items()]
     for signal, slot in worker.nevseg_slots:
         signal.connect(slot)
