@@ -56,7 +56,7 @@ class LivePlot(QWidget):
 
     def legend_right(self) -> str:
         """The right-hand legend: the Dice series, or why there is none."""
-        return "validation Dice ●" if self.validated else "no validation pool: the next reviews judge it"
+        return "validation Dice ●" if self.validated else "no validation pool"
 
     # -- painting ---------------------------------------------------------------------------
     def _plot_rect(self) -> QRectF:
