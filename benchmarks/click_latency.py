@@ -81,6 +81,17 @@ def click_spots(mask: np.ndarray, n: int, seed: int = 0) -> list[tuple[int, int,
     return spots
 
 
+def dismiss_notifications() -> None:
+    """Close the notifications of the set-up (project opened, model imported). On a desktop they
+    fade after 4 s, but napari starts that timer only in the active window, and under Xvfb
+    without a window manager no window is ever active: left alone they would stay over the
+    canvas and be composed into every frame of the measurement."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for note in list(NapariQtNotification._instances):
+        note.close()
+
+
 def quantile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -90,6 +101,8 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
     parser.add_argument("--model", default="untrained", help="tiny | untrained | a model file")
     parser.add_argument("--clicks", type=int, default=20, help="clicks per image")
     parser.add_argument("--hz", type=float, default=2.0)
+    parser.add_argument("--hold-ms", type=float, default=0.0,
+                        help="how long the button stays down (a person's click: about 100 ms; 0: released at once)")
     parser.add_argument("--period-ms", type=float, default=5.0, help="stall probe period")
     parser.add_argument("--screenshots", type=Path, help="save clicks-before.png / clicks-after.png here")
     parser.add_argument("--json", type=Path)
@@ -117,10 +130,11 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
     widget = NevsegWidget(viewer, device="cpu")
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
 
-    def wait(cond, timeout=300.0):
+    def wait(cond, timeout=300.0, poll_ms=20):
         loop, t0, poll = QEventLoop(), time.perf_counter(), QTimer()
+        poll.setTimerType(Qt.TimerType.PreciseTimer)
         poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
-        poll.start(20)
+        poll.start(poll_ms)
         loop.exec()
         poll.stop()
 
@@ -134,6 +148,7 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
         print(f"click_latency: error: {model} has no click mode", file=sys.stderr)
         return 2
 
+    dismiss_notifications()
     canvas = viewer.window._qt_viewer.canvas.native
     marks: dict[str, float | None] = {"press": None, "frame": None}
     changed_flags: list[bool] = []
@@ -199,7 +214,7 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
     report = {"model": str(args.model), "work_size": widget.controller.session.meta["work_size"],
               "time_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-              "torch_threads": __import__("torch").get_num_threads(), "images": {}}
+              "torch_threads": __import__("torch").get_num_threads(), "hold_ms": args.hold_ms, "images": {}}
     import cProfile
     import pstats
 
@@ -234,6 +249,9 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
             point = to_canvas(row, col)
             marks["press"] = time.perf_counter()
             QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+            if args.hold_ms > 0:
+                up = marks["press"] + args.hold_ms / 1000
+                wait(lambda up=up: time.perf_counter() >= up, timeout=5, poll_ms=2)
             QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
             if len(tool.points.data) > n_before:
                 errors.append(float(np.hypot(*(np.asarray(tool.points.data[-1]) - (row, col)))))

@@ -35,6 +35,24 @@ def test_click_channels_shape_and_disks_on_odd_sizes(hw):
     assert guidance_tensor([], None, hw, 1.5).abs().sum() == 0
 
 
+@pytest.mark.parametrize("radius", [1.0, 2.5, 5.0, 7.3])
+def test_one_images_guidance_draws_the_same_disks_as_the_batched_training_maps(radius):
+    """guidance_tensor (inference, drawn per click in numpy) and click_maps (training, batched on
+    the device) must agree pixel for pixel, or the network sees other disks than it learned."""
+    rng = np.random.default_rng(int(radius * 10))
+    hw = (48, 64)
+    for _ in range(20):
+        n = int(rng.integers(1, 9))
+        rows, cols = rng.uniform(-6, 54, n), rng.uniform(-6, 70, n)  # fractional, some off the edges
+        rows[0], cols[0] = np.round(rows[0]), np.round(cols[0]) + 0.5  # exact .5 and integer positions
+        clicks = [(float(r), float(c), bool(p)) for r, c, p in zip(rows, cols, rng.integers(0, 2, n), strict=True)]
+        points = torch.tensor([[(r, c, 1.0 if p else -1.0) for r, c, p in clicks]], dtype=torch.float32)
+        expected = click_maps(points, hw, radius)
+        got = guidance_tensor(clicks, None, hw, radius)
+        assert got.shape == (1, 3, *hw) and got.dtype == torch.float32
+        torch.testing.assert_close(got[:, :2], expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("hw", [(7, 5), (37, 53), (61, 40), (101, 151)])
 def test_clicked_prediction_has_the_image_size(click_session, hw):
     rgb, truth = blob_picture(*hw, seed=4)
@@ -324,3 +342,38 @@ def test_train_a_click_model_from_scratch(tmp_path):
     assert session.supports_clicks and session.predictor.clicks.radius == 3
     rgb, _ = blob_picture(50, 60, seed=0)
     assert session.predict(rgb, clicks=[(25, 25, True)], cleanup=Cleanup.none()).mask.shape == (50, 60)
+
+
+def test_the_click_network_runs_traced_equal_to_eager_and_follows_a_new_model(click_model_file, monkeypatch):
+    """Clicks run the network traced (one call without the GIL, napari_nevseg.core.traced): the
+    same probabilities as the eager network, and a model swapped in is traced afresh, never the
+    old weights. Where tracing fails, the eager network answers."""
+    import copy
+
+    from napari_nevseg.core import traced
+    from napari_nevseg.core.session import ModelSession
+
+    session = ModelSession.load(click_model_file, "cpu")
+    predictor = session.predictor
+    h, w = predictor.work_hw
+    rgb, _ = blob_picture(h, w, seed=2)
+    guidance = guidance_tensor([(h / 2, w / 2, True)], None, (h, w), predictor.clicks.radius)
+    calls = []
+    real_trace = traced.trace_network
+    monkeypatch.setattr(traced, "trace_network", lambda *a: calls.append(1) or real_trace(*a))
+    fast = predictor.guided_probability(rgb, guidance)
+    again = predictor.guided_probability(rgb, guidance)
+    assert len(calls) == 1  # traced once, then reused
+    monkeypatch.setattr(traced, "trace_network", lambda *a: None)  # tracing unavailable: eager
+    other = copy.deepcopy(predictor.model)
+    predictor.model = copy.deepcopy(other)  # a new network object: not the traced one
+    eager = predictor.guided_probability(rgb, guidance)
+    torch.testing.assert_close(fast, eager, rtol=0, atol=0)
+    torch.testing.assert_close(again, eager, rtol=0, atol=0)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(-1.0)
+    monkeypatch.setattr(traced, "trace_network", real_trace)
+    predictor.model = other
+    flipped = predictor.guided_probability(rgb, guidance)
+    assert (flipped - eager).abs().max() > 1e-3  # the new weights answer, not the traced old ones

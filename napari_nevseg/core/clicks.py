@@ -84,15 +84,36 @@ def click_maps(points: torch.Tensor, hw: tuple[int, int], radius: float) -> torc
     return out
 
 
+def _disk_maps(clicks: Sequence[tuple[float, float, bool]], hw: tuple[int, int], radius: float) -> np.ndarray:
+    """:func:`click_maps` of one image, ``(2, H, W)`` float32, each disk drawn in its own
+    bounding square: the same pixels (the same float32 test) at a few microseconds a click,
+    where the batched tensor version costs tens of milliseconds on a busy two-core CPU."""
+    h, w = hw
+    out = np.zeros((2, h, w), np.float32)
+    r2 = np.float32(radius) ** 2
+    reach = int(np.ceil(radius)) + 1
+    for row, col, positive in clicks:
+        py, px = np.float32(row), np.float32(col)
+        r0, r1 = max(0, int(np.floor(py)) - reach), min(h, int(np.ceil(py)) + reach + 1)
+        c0, c1 = max(0, int(np.floor(px)) - reach), min(w, int(np.ceil(px)) + reach + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        dy = (np.arange(r0, r1, dtype=np.float32) - py)[:, None] ** 2
+        dx = (np.arange(c0, c1, dtype=np.float32) - px)[None, :] ** 2
+        out[0 if positive else 1, r0:r1, c0:c1][dy + dx <= r2] = 1.0
+    return out
+
+
 def guidance_tensor(
     clicks: Sequence[tuple[float, float, bool]], prior: np.ndarray | None, hw: tuple[int, int], radius: float
 ) -> torch.Tensor:
     """The three guidance channels ``(1, 3, H, W)`` of one image at working size ``hw``:
     ``clicks`` already in working coordinates, ``prior`` a float map of size ``hw`` (or None)."""
-    points = torch.tensor([[(r, c, 1.0 if p else -1.0) for r, c, p in clicks]], dtype=torch.float32)
-    maps = click_maps(points.view(1, -1, 3), hw, radius)
-    prev = torch.zeros(1, 1, *hw) if prior is None else torch.as_tensor(prior, dtype=torch.float32).view(1, 1, *hw)
-    return torch.cat([maps, prev], dim=1)
+    channels = np.zeros((3, *hw), np.float32)
+    channels[:2] = _disk_maps(clicks, hw, radius)
+    if prior is not None:
+        channels[2] = np.asarray(prior, np.float32).reshape(hw)
+    return torch.from_numpy(channels)[None]
 
 
 def _deepest(region: np.ndarray) -> tuple[float, tuple[int, int]]:

@@ -36,6 +36,7 @@ from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.convert import to_rgb_uint8
 from napari_nevseg.core.data import resize_rgb
 from napari_nevseg.core.postprocess import Cleanup, clean_mask
+from napari_nevseg.core.traced import TracedNetwork
 
 __all__ = [
     "Prediction", "Predictor", "uncertainty", "fold_batchnorm", "cpu_has_bf16", "prefers_channels_last",
@@ -174,6 +175,8 @@ class Predictor:
         self.precision = precision
         #: channels-last layout for the network (see :func:`prefers_channels_last`)
         self.channels_last: bool = prefers_channels_last(self.device, model)
+        #: the network a click runs, traced on the CPU (see :mod:`~napari_nevseg.core.traced`)
+        self._guided_net = TracedNetwork()
         self.model = model
 
     # the model as loaded, and the inference copy the network actually runs
@@ -268,7 +271,17 @@ class Predictor:
             g = guidance if guidance is not None else x.new_zeros(1, len(GUIDANCE_CHANNELS), *x.shape[-2:])
             x = torch.cat([x, g.to(self.device, torch.float32)], dim=1)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-        return torch.sigmoid(self.forward(x))[0, 0].to("cpu")
+        if self.device.type == "cpu":  # one call without the GIL, beside a viewer's painting
+            logits = self._guided_net(self._net, x, self.amp_dtype).float()
+        else:
+            logits = self.forward(x)
+        return torch.sigmoid(logits)[0, 0].to("cpu")
+
+    def warm_guided(self) -> None:
+        """Make the click path's traced network now (a third of a second on 2 cores), so that
+        the first click does not pay for it."""
+        if self.clicks is not None:
+            self.guided_probability(np.zeros((*self.work_hw, 3), np.uint8), None)
 
     def finish(
         self,

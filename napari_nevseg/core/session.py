@@ -142,6 +142,11 @@ class ModelSession:
             return predict_guided(self.predictor, image, clicks, box, prior, threshold, cleanup,
                                   return_probability, on_fallback)
 
+    def warm_clicks(self) -> None:
+        """Prepare the click path (its traced network) ahead of the first click; thread-safe."""
+        with self.lock:
+            self.predictor.warm_guided()
+
     def cpu_copy(self) -> tuple[nn.Module, dict[str, Any]]:
         """A CPU copy of the model and its metadata, the starting point of a fine-tune."""
         import copy

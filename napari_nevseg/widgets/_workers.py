@@ -43,9 +43,12 @@ def load_session(spec: str, device: str = "auto"):
     from napari_nevseg.core.session import ModelSession
 
     try:
-        return ModelSession.load(spec, device)
+        session = ModelSession.load(spec, device)
     except (NevsegError, ValueError) as exc:
         return LoadFailed(str(exc))
+    if session.supports_clicks:
+        session.warm_clicks()
+    return session
 
 
 #: set once the fine-tune path's one-off imports are done (scripts wait on it before measuring)

@@ -9,6 +9,12 @@ layer, and the next click starts a new set from the mask as it is. Requests coal
 prediction runs at a time, only the latest set waits behind it, and a result is applied only if
 the set has not changed since it was asked for, as one undo step of the Labels layer. The layers
 are tracked by identity (napari renames duplicates); the worker never touches them.
+
+A mouse press in add mode starts the prediction of the set with the point napari will add when
+the button comes up (a person's click holds the button down for about a tenth of a second, and
+napari's own handling of the release takes tens of milliseconds more); when the point arrives,
+a running prediction of exactly that set is adopted instead of started again. A press that
+becomes a drag (napari pans the view then) or lands elsewhere leaves its result unused.
 """
 
 from __future__ import annotations
@@ -53,7 +59,10 @@ class ClickTool:
         self._rgb: np.ndarray | None = None
         self._box_cache: tuple[Any, np.ndarray] | None = None
         self._generation = 0
+        #: the generation whose result is wanted (None: none is)
+        self._wanted: int | None = None
         self._running: Any = None
+        self._running_request: ClickRequest | None = None
         self._pending: ClickRequest | None = None
         self._quiet = False
         self._check_timer = QTimer(singleShot=True, interval=150)
@@ -119,6 +128,7 @@ class ClickTool:
             self.points = viewer.add_points(ndim=2, name=f"{name} clicks", features={"positive": np.zeros(0, bool)},
                                             border_color="white", border_width=0.15, size=size)
             self.points.events.data.connect(self._on_points_data)
+            self.points.mouse_drag_callbacks.append(self._on_press)
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
             self._set_kind(self.negative)
         for layer, kind in ((self.box, "box"), (self.points, "clicks")):  # above the mask (a new one comes on top)
@@ -193,7 +203,7 @@ class ClickTool:
     def clear(self) -> None:
         """End the set: points and box off their layers, nothing in flight is applied."""
         self._generation += 1
-        self._pending = None
+        self._wanted = self._pending = None
         self._base = self._on_screen = self._box_cache = None
         for layer in (self.points, self.box):
             if layer is not None and len(layer.data):
@@ -256,54 +266,102 @@ class ClickTool:
             return None
         return box_of(self.box.data[-1])
 
+    def _box_in_image(self) -> tuple[Any, bool]:
+        """The set's box (None: no box), and False when the box lies outside the image."""
+        box = self.current_box()
+        if box is None or (box[0] < self._rgb.shape[0] and box[1] < self._rgb.shape[1] and box[2] >= 0 and box[3] >= 0):
+            return box, True
+        return None, False
+
+    def _request_for(self, clicks: tuple, box: Any, base: np.ndarray) -> ClickRequest:
+        self._generation += 1
+        cached = self._box_cache[1] if self._box_cache is not None and self._box_cache[0] == box else None
+        threshold, cleanup = self.settings()
+        return ClickRequest(self._generation, self._rgb, base, clicks, box, cached, threshold, cleanup)
+
+    def _ensure_rgb(self) -> bool:
+        """The image's RGB pixels, read once per image; False (with a warning) when it has none."""
+        if self._rgb is None:
+            try:
+                self._rgb = image_rgb(self.image)
+            except ValueError as exc:
+                from napari.utils.notifications import show_warning
+
+                show_warning(str(exc))
+                return False
+        return True
+
     def request(self) -> None:
         """Predict the set as it is now (coalesced: see the module's docstring)."""
         from napari.utils.notifications import show_warning
 
         self._generation += 1
-        if self._rgb is None:
-            try:
-                self._rgb = image_rgb(self.image)
-            except ValueError as exc:
-                show_warning(str(exc))
-                return
+        self._wanted = None
+        if not self._ensure_rgb():
+            return
         clicks, outside = clicks_in_image(self.points.data, self.points.features["positive"].to_numpy(),
                                           self._rgb.shape[:2])
         if outside:
             self._quietly(lambda: self.points.remove(outside))
             show_warning("a click outside the image was taken off: click on the image")
-        box = self.current_box()
-        if box is not None and not (box[0] < self._rgb.shape[0] and box[1] < self._rgb.shape[1]
-                                    and box[2] >= 0 and box[3] >= 0):
+        box, box_ok = self._box_in_image()
+        if not box_ok:
             show_warning("the box lies outside the image: draw it around a lesion")
-            box = None
         if not clicks and box is None:
             self._pending = None
             self._apply(self._base)
             return
-        cached = self._box_cache[1] if self._box_cache is not None and self._box_cache[0] == box else None
-        threshold, cleanup = self.settings()
-        req = ClickRequest(self._generation, self._rgb, self._base, tuple(clicks), box, cached, threshold, cleanup)
+        req = self._request_for(tuple(clicks), box, self._base)
+        self._wanted = req.generation
         if self._running is not None:
+            if self._running_request is not None and _same_work(self._running_request, req):
+                self._wanted, self._pending = self._running_request.generation, None  # adopt it
+                return
             self._pending = req
             return
         self._start(req)
+
+    def _on_press(self, layer, event) -> None:
+        """A press in add mode: predict the set with the point to come (module docstring)."""
+        if (layer is not self.points or layer.mode != "add" or getattr(event, "button", 1) != 1
+                or getattr(event, "modifiers", ()) or self._running is not None or self.mask is None
+                or self.reason_off() is not None or not self.view.layer_in_viewer(self.mask)):
+            return
+        if not self._ensure_rgb():
+            return
+        now = self._mask_now()
+        continuing = self._base is not None and self._on_screen is not None and np.array_equal(now, self._on_screen)
+        points = np.asarray(self.points.data, float).reshape(-1, 2) if continuing else np.zeros((0, 2))
+        positive = self.points.features["positive"].to_numpy(bool) if continuing else np.zeros(0, bool)
+        where = np.asarray(layer.world_to_data(event.position), float)[-2:]
+        clicks, outside = clicks_in_image(np.vstack([points, where[None]]), np.append(positive, not self.negative),
+                                          self._rgb.shape[:2])
+        box, box_ok = self._box_in_image()
+        if outside or not box_ok:
+            return
+        base = self._base if continuing else now
+        if not continuing:
+            box = None  # a new set leaves the old box's cached mask behind: let the box path decide
+            if self.current_box() is not None:
+                return
+        self._start(self._request_for(tuple(clicks), box, base))
 
     def _start(self, req: ClickRequest) -> None:
         from napari_nevseg.widgets._jobs import start_worker
 
         self.predictions += 1
+        self._running_request = req
         self._running = start_worker(self.controller, predict_click_set, self.controller.session, req,
                                      returned=self._on_result, finished=self._on_finished)
 
     def _on_finished(self) -> None:
-        self._running = None
+        self._running = self._running_request = None
         if self._pending is not None:
             req, self._pending = self._pending, None
             self._start(req)
 
     def _on_result(self, result) -> None:
-        if result.generation != self._generation or self._base is None or not self.view.layer_in_viewer(self.mask):
+        if result.generation != self._wanted or self._base is None or not self.view.layer_in_viewer(self.mask):
             return  # the set changed since: a newer request is waiting or the set ended
         if result.box is not None and result.box_mask is not None:
             self._box_cache = (result.box, result.box_mask)
@@ -339,9 +397,17 @@ class ClickTool:
         """Let go of the layers, which outlive a closed dock; nothing in flight is applied."""
         self._check_timer.stop()
         self._generation += 1
-        self._pending = None
+        self._wanted = self._pending = None
         if self.points is not None:
             self.points.events.data.disconnect(self._on_points_data)
             self.points.bind_key("Control-Z", None, overwrite=True)
+            if self._on_press in self.points.mouse_drag_callbacks:
+                self.points.mouse_drag_callbacks.remove(self._on_press)
         if self.box is not None:
             self.box.events.data.disconnect(self._on_box_data)
+
+
+def _same_work(a: ClickRequest, b: ClickRequest) -> bool:
+    """Whether two requests ask for the same prediction (the running one can stand for the other)."""
+    return (a.clicks == b.clicks and a.box == b.box and a.threshold == b.threshold and a.cleanup == b.cleanup
+            and (a.base is b.base or np.array_equal(a.base, b.base)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -316,3 +318,71 @@ def test_click_keys_clash_with_no_napari_or_review_key():
     clashes = {key: taken[key.lower()] for key in ours if key.lower() in taken}
     assert not clashes, clashes
     assert "t" in taken and "ctrl+z" in taken  # the check sees napari's own keys
+
+
+@dataclass
+class _Mouse:
+    """A vispy-like mouse event for napari's mouse callbacks (as napari's own tests make them)."""
+
+    type: str
+    position: tuple[float, float]
+    pos: np.ndarray
+    is_dragging: bool = False
+    modifiers: list[str] = field(default_factory=list)
+    view_direction: list[float] | None = None
+    up_direction: list[float] | None = None
+    dims_displayed: list[int] = field(default_factory=lambda: [0, 1])
+
+
+def _mouse(kind: str, row: float, col: float, canvas_pos=(0.0, 0.0)):
+    from napari.utils._proxies import ReadOnlyWrapper
+
+    return ReadOnlyWrapper(_Mouse(kind, (row, col), np.asarray(canvas_pos, float), is_dragging=kind == "mouse_move"),
+                           exceptions=("handled",))
+
+
+def test_a_press_starts_the_prediction_that_the_added_point_adopts(click_widget, qtbot, tmp_path, click_session):
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+    w = click_widget
+    root, truths = _lesion_project(tmp_path / "p")
+    _open(w, qtbot, root)
+    base = np.zeros((H, W), bool)
+    _set_mask(w, base)
+    cy, cx = _centre(truths[w.controller.current_stem])
+    w.clicks.arm_clicks()
+    layer, started = w.clicks.points, w.clicks.predictions
+    mouse_press_callbacks(layer, _mouse("mouse_press", cy, cx))
+    assert w.clicks.predictions == started + 1 and len(layer.data) == 0  # predicting before the point exists
+    mouse_release_callbacks(layer, _mouse("mouse_release", cy, cx))
+    assert len(layer.data) == 1  # napari added the point on release
+    wait_idle(qtbot, w)
+    assert w.clicks.predictions == started + 1  # the point adopted the running prediction
+    rgb = np.asarray(w.view.image_layer.data)
+    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=[(cy, cx, True)], prior=base).mask
+    assert expected.any() and np.array_equal(_mask(w), expected)
+
+
+def test_a_press_that_becomes_a_drag_changes_nothing(click_widget, qtbot, tmp_path, click_session):
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    w = click_widget
+    root, truths = _lesion_project(tmp_path / "p")
+    _open(w, qtbot, root)
+    base = np.zeros((H, W), bool)
+    _set_mask(w, base)
+    cy, cx = _centre(truths[w.controller.current_stem])
+    w.clicks.arm_clicks()
+    layer = w.clicks.points
+    _click(w, qtbot, cy, cx)  # a set with one point
+    after_one = _mask(w)
+    mouse_press_callbacks(layer, _mouse("mouse_press", cy + 40, cx + 60))  # on skin, where a point would matter
+    mouse_move_callbacks(layer, _mouse("mouse_move", cy + 40, cx + 70, canvas_pos=(40.0, 0.0)))
+    mouse_release_callbacks(layer, _mouse("mouse_release", cy + 40, cx + 70, canvas_pos=(40.0, 0.0)))
+    wait_idle(qtbot, w)
+    assert len(layer.data) == 1 and np.array_equal(_mask(w), after_one)  # a pan: no point, the mask untouched
+    _click(w, qtbot, cy - 3, cx + 2)  # the next click is predicted with the set's points only
+    rgb = np.asarray(w.view.image_layer.data)
+    clicks = [(cy, cx, True), (cy - 3, cx + 2, True)]
+    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=base).mask
+    assert np.array_equal(_mask(w), expected)
