@@ -25,9 +25,11 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _qt_loop import wait_until  # benchmarks/ is on sys.path when a script here runs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = Path(__file__).resolve().parents[1] / "tests" / "data" / "click_blob.safetensors"
@@ -110,7 +112,7 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
     args = parser.parse_args()
 
     import napari
-    from qtpy.QtCore import QEventLoop, QPoint, Qt, QTimer
+    from qtpy.QtCore import QPoint, Qt, QTimer
     from qtpy.QtTest import QTest
 
     from napari_nevseg.core.image_io import read_mask
@@ -130,13 +132,7 @@ def main() -> int:  # noqa: C901 (a script: one straight sequence)
     widget = NevsegWidget(viewer, device="cpu")
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
 
-    def wait(cond, timeout=300.0, poll_ms=20):
-        loop, t0, poll = QEventLoop(), time.perf_counter(), QTimer()
-        poll.setTimerType(Qt.TimerType.PreciseTimer)
-        poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
-        poll.start(poll_ms)
-        loop.exec()
-        poll.stop()
+    wait = partial(wait_until, timeout=300.0, poll_ms=20)
 
     idle = lambda: not widget.controller.is_busy() and not widget.controller.workers  # noqa: E731
     wait(lambda: widget.controller.session is not None)

@@ -20,9 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _qt_loop import wait_until  # benchmarks/ is on sys.path when a script here runs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ph2"  # ../shared/data beside the repository
 
@@ -41,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import napari
-    from qtpy.QtCore import QEventLoop, Qt, QTimer
+    from qtpy.QtCore import Qt, QTimer
 
     from napari_nevseg.widgets.main_widget import NevsegWidget
 
@@ -61,16 +63,7 @@ def main() -> int:
     widget = NevsegWidget(viewer)
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
 
-    def wait(cond, timeout=300):
-        """Run Qt's event loop (as napari does) until ``cond()`` or the timeout; no sleeping in
-        the GUI thread, which would itself delay the probe timer."""
-        loop = QEventLoop()
-        t0 = time.perf_counter()
-        poll = QTimer()
-        poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
-        poll.start(50)
-        loop.exec()
-        poll.stop()
+    wait = partial(wait_until, timeout=300, poll_ms=50)
 
     wait(lambda: widget.controller.session is not None)
     # the one-off imports of the first training step run in a worker once the model is loaded

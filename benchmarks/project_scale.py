@@ -22,9 +22,11 @@ import shutil
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _qt_loop import wait_until  # benchmarks/ is on sys.path when a script here runs
 from PIL import Image
 
 from napari_nevseg.core.fs_kind import mount_type
@@ -72,7 +74,6 @@ def _widget_open(root: Path) -> float:
     """Seconds from the dock's open_project to a usable queue, in a new viewer whose model and
     one-off warm-ups are done (as when a clinician opens a folder in napari already running)."""
     import napari
-    from qtpy.QtCore import QEventLoop, QTimer
     from qtpy.QtWidgets import QApplication
 
     from napari_nevseg.widgets.main_widget import NevsegWidget
@@ -81,12 +82,7 @@ def _widget_open(root: Path) -> float:
     widget = NevsegWidget(viewer)
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
 
-    def wait(cond, timeout=600.0):
-        loop, t0, poll = QEventLoop(), time.perf_counter(), QTimer()
-        poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
-        poll.start(20)
-        loop.exec()
-        poll.stop()
+    wait = partial(wait_until, timeout=600.0, poll_ms=20)
 
     wait(lambda: widget.controller.session is not None and widget.training_ready())
     started = time.perf_counter()

@@ -19,7 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+from _qt_loop import wait_until  # benchmarks/ is on sys.path when a script here runs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2017" / "train" / "images"  # ../shared/data beside the repository
 
@@ -45,7 +48,7 @@ def time_cli(root: Path) -> float:
 
 def time_widget(root: Path, period_ms: float) -> dict:
     import napari
-    from qtpy.QtCore import QEventLoop, Qt, QTimer
+    from qtpy.QtCore import Qt, QTimer
 
     from napari_nevseg.widgets.main_widget import NevsegWidget
 
@@ -54,12 +57,7 @@ def time_widget(root: Path, period_ms: float) -> dict:
     viewer.window.add_dock_widget(widget, name="NevSeg", area="right")
     ctl = getattr(widget, "controller", None) or widget.state
 
-    def wait(cond, timeout=7200):
-        loop, t0, poll = QEventLoop(), time.perf_counter(), QTimer()
-        poll.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
-        poll.start(50)
-        loop.exec()
-        poll.stop()
+    wait = partial(wait_until, timeout=7200, poll_ms=50)
 
     wait(lambda: ctl.session is not None)
     wait(widget.training_ready)

@@ -53,6 +53,17 @@ def test_one_images_guidance_draws_the_same_disks_as_the_batched_training_maps(r
         torch.testing.assert_close(got[:, :2], expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("radius", [8**0.5, 18**0.5, 0.3 * 7])
+def test_disks_agree_on_pixels_exactly_at_the_radius(radius):
+    """Integer clicks put pixels at exactly the radius for radii like sqrt(18): both drawings
+    must square the radius the same way (torch compares with radius**2 cast to float32)."""
+    hw = (40, 40)
+    clicks = [(20.0, 20.0, True), (5.0, 33.0, False), (0.0, 0.0, True)]
+    points = torch.tensor([[(r, c, 1.0 if p else -1.0) for r, c, p in clicks]], dtype=torch.float32)
+    torch.testing.assert_close(guidance_tensor(clicks, None, hw, radius)[:, :2], click_maps(points, hw, radius),
+                               rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("hw", [(7, 5), (37, 53), (61, 40), (101, 151)])
 def test_clicked_prediction_has_the_image_size(click_session, hw):
     rgb, truth = blob_picture(*hw, seed=4)
@@ -360,10 +371,15 @@ def test_the_click_network_runs_traced_equal_to_eager_and_follows_a_new_model(cl
     guidance = guidance_tensor([(h / 2, w / 2, True)], None, (h, w), predictor.clicks.radius)
     calls = []
     real_trace = traced.trace_network
-    monkeypatch.setattr(traced, "trace_network", lambda *a: calls.append(1) or real_trace(*a))
+
+    def counting_trace(*args):
+        calls.append(real_trace(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(traced, "trace_network", counting_trace)
     fast = predictor.guided_probability(rgb, guidance)
     again = predictor.guided_probability(rgb, guidance)
-    assert len(calls) == 1  # traced once, then reused
+    assert len(calls) == 1 and calls[0] is not None  # traced (not fallen back), once, then reused
     monkeypatch.setattr(traced, "trace_network", lambda *a: None)  # tracing unavailable: eager
     other = copy.deepcopy(predictor.model)
     predictor.model = copy.deepcopy(other)  # a new network object: not the traced one

@@ -90,7 +90,7 @@ def _disk_maps(clicks: Sequence[tuple[float, float, bool]], hw: tuple[int, int],
     where the batched tensor version costs tens of milliseconds on a busy two-core CPU."""
     h, w = hw
     out = np.zeros((2, h, w), np.float32)
-    r2 = np.float32(radius) ** 2
+    r2 = np.float32(radius**2)  # as torch compares with radius**2: squared in double, then float32
     reach = int(np.ceil(radius)) + 1
     for row, col, positive in clicks:
         py, px = np.float32(row), np.float32(col)

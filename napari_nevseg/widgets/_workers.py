@@ -4,6 +4,7 @@ small results; they never touch layers (the slots on the main thread do that).""
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,8 +48,17 @@ def load_session(spec: str, device: str = "auto"):
     except (NevsegError, ValueError) as exc:
         return LoadFailed(str(exc))
     if session.supports_clicks:
-        session.warm_clicks()
+        warm_clicks(session)
     return session
+
+
+def warm_clicks(session) -> None:
+    """Trace the click path's network ahead of the first click (a third of a second on 2 cores;
+    in a worker). A failure here only means the first click pays for it: never a failed load."""
+    try:
+        session.warm_clicks()
+    except Exception:  # noqa: BLE001 (an ahead-of-time nicety; the click itself reports real errors)
+        logging.getLogger(__name__).warning("preparing the click path failed", exc_info=True)
 
 
 #: set once the fine-tune path's one-off imports are done (scripts wait on it before measuring)

@@ -279,15 +279,17 @@ class ClickTool:
         threshold, cleanup = self.settings()
         return ClickRequest(self._generation, self._rgb, base, clicks, box, cached, threshold, cleanup)
 
-    def _ensure_rgb(self) -> bool:
-        """The image's RGB pixels, read once per image; False (with a warning) when it has none."""
+    def _ensure_rgb(self, quiet: bool = False) -> bool:
+        """The image's RGB pixels, read once per image; False (with a warning unless ``quiet``)
+        when it has none."""
         if self._rgb is None:
             try:
                 self._rgb = image_rgb(self.image)
             except ValueError as exc:
-                from napari.utils.notifications import show_warning
+                if not quiet:
+                    from napari.utils.notifications import show_warning
 
-                show_warning(str(exc))
+                    show_warning(str(exc))
                 return False
         return True
 
@@ -327,7 +329,7 @@ class ClickTool:
                 or getattr(event, "modifiers", ()) or self._running is not None or self.mask is None
                 or self.reason_off() is not None or not self.view.layer_in_viewer(self.mask)):
             return
-        if not self._ensure_rgb():
+        if not self._ensure_rgb(quiet=True):  # the click's own request says why
             return
         now = self._mask_now()
         continuing = self._base is not None and self._on_screen is not None and np.array_equal(now, self._on_screen)
@@ -361,6 +363,7 @@ class ClickTool:
             self._start(req)
 
     def _on_result(self, result) -> None:
+        self._running_request = None  # delivered: nothing left of it to adopt (a request below must run anew)
         if result.generation != self._wanted or self._base is None or not self.view.layer_in_viewer(self.mask):
             return  # the set changed since: a newer request is waiting or the set ended
         if result.box is not None and result.box_mask is not None:
@@ -408,6 +411,15 @@ class ClickTool:
 
 
 def _same_work(a: ClickRequest, b: ClickRequest) -> bool:
-    """Whether two requests ask for the same prediction (the running one can stand for the other)."""
-    return (a.clicks == b.clicks and a.box == b.box and a.threshold == b.threshold and a.cleanup == b.cleanup
+    """Whether two requests ask for the same prediction, so the running one can stand for the
+    other: the same image (its pixels are read once per image, so the same array), base, box
+    and clicks as the core rounds them (a release a pixel's fraction away from the press adds
+    a point at other float coordinates, and the core rounds both to the same pixel)."""
+    return (a.rgb is b.rgb and _pixels(a.clicks) == _pixels(b.clicks) and a.box == b.box
+            and a.threshold == b.threshold and a.cleanup == b.cleanup
             and (a.base is b.base or np.array_equal(a.base, b.base)))
+
+
+def _pixels(clicks) -> list[tuple[int, int, bool]]:
+    """Clicks rounded to pixels as ``core.clicks.check_clicks`` rounds them."""
+    return [(int(np.floor(r + 0.5)), int(np.floor(c + 0.5)), bool(p)) for r, c, p in clicks]

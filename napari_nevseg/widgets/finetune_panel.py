@@ -310,8 +310,13 @@ class FinetunePanel(QWidget):
         device = self.controller.session.device if self.controller.session is not None else None
         # named by its file's hash, as when the version is loaded later: one model, one name
         content_hash = file_sha256(registry.path(outcome.version))
-        self.controller.set_session(ModelSession(result.model, outcome.metadata, device, outcome.version,
-                                                 content_hash))
+        session = ModelSession(result.model, outcome.metadata, device, outcome.version, content_hash)
+        self.controller.set_session(session)
+        if session.supports_clicks:
+            from napari_nevseg.widgets._jobs import start_worker
+            from napari_nevseg.widgets._workers import warm_clicks
+
+            start_worker(self.controller, warm_clicks, session)
         show_info(f"{outcome.message}; 'Re-predict unreviewed' updates the queue")
 
     def _on_cancelled(self) -> None:

@@ -349,12 +349,13 @@ def test_a_press_starts_the_prediction_that_the_added_point_adopts(click_widget,
     _open(w, qtbot, root)
     base = np.zeros((H, W), bool)
     _set_mask(w, base)
-    cy, cx = _centre(truths[w.controller.current_stem])
+    cy, cx = (round(v) for v in _centre(truths[w.controller.current_stem]))
     w.clicks.arm_clicks()
     layer, started = w.clicks.points, w.clicks.predictions
-    mouse_press_callbacks(layer, _mouse("mouse_press", cy, cx))
+    mouse_press_callbacks(layer, _mouse("mouse_press", cy + 0.1, cx + 0.2))
     assert w.clicks.predictions == started + 1 and len(layer.data) == 0  # predicting before the point exists
-    mouse_release_callbacks(layer, _mouse("mouse_release", cy, cx))
+    # the hand moved a fraction of a pixel before the button came up: the same pixel to the core
+    mouse_release_callbacks(layer, _mouse("mouse_release", cy - 0.2, cx - 0.1, canvas_pos=(0.5, 0.0)))
     assert len(layer.data) == 1  # napari added the point on release
     wait_idle(qtbot, w)
     assert w.clicks.predictions == started + 1  # the point adopted the running prediction
@@ -385,4 +386,73 @@ def test_a_press_that_becomes_a_drag_changes_nothing(click_widget, qtbot, tmp_pa
     rgb = np.asarray(w.view.image_layer.data)
     clicks = [(cy, cx, True), (cy - 3, cx + 2, True)]
     expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=base).mask
+    assert np.array_equal(_mask(w), expected)
+
+
+@pytest.fixture
+def gated_clicks(monkeypatch):
+    """Click predictions wait for ``gate.set()`` in their worker: the test decides what happens
+    while one runs."""
+    import threading
+
+    from napari_nevseg.widgets import click_tool
+
+    gate = threading.Event()
+    real = click_tool.predict_click_set
+
+    def gated(session, request):
+        gate.wait(10)
+        return real(session, request)
+
+    monkeypatch.setattr(click_tool, "predict_click_set", gated)
+    yield gate
+    gate.set()
+
+
+def test_an_undo_while_predicting_is_predicted_again_not_lost(click_widget, qtbot, tmp_path, click_session,
+                                                             gated_clicks):
+    """The mask goes back to the set's base while click 2 predicts: the answer that comes back
+    is from before the edit, so the set is predicted again on the edited mask; the running
+    prediction, whose answer was just thrown away, must not stand for it (it did: the points
+    stayed and the mask never changed)."""
+    w = click_widget
+    root, truths = _lesion_project(tmp_path / "p")
+    _open(w, qtbot, root)
+    base = np.zeros((H, W), bool)
+    _set_mask(w, base)
+    cy, cx = _centre(truths[w.controller.current_stem])
+    gated_clicks.set()
+    _click(w, qtbot, cy, cx)
+    assert not np.array_equal(_mask(w), base)
+    gated_clicks.clear()
+    w.clicks.points.add([cy + 6, cx - 6])  # click 2: its prediction waits at the gate
+    w.view.mask_layer.undo()  # the mask is the base again
+    w.clicks._check_timer.stop()  # the answer comes back before the 150 ms edit check
+    gated_clicks.set()
+    wait_idle(qtbot, w)
+    rgb = np.asarray(w.view.image_layer.data)
+    clicks = [(cy, cx, True), (cy + 6, cx - 6, True)]
+    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=base).mask
+    assert len(w.clicks.points.data) == 2 and np.array_equal(_mask(w), expected)
+
+
+def test_a_prediction_for_the_previous_image_never_lands_on_the_next(click_widget, qtbot, tmp_path, click_session,
+                                                                      gated_clicks):
+    """Same size, same empty mask, a click at the same spot: the prediction still running for
+    image A must not stand for image B's click."""
+    w = click_widget
+    root, truths = _lesion_project(tmp_path / "p")
+    _open(w, qtbot, root)
+    empty = np.zeros((H, W), bool)
+    _set_mask(w, empty)
+    cy, cx = _centre(truths[w.controller.current_stem])
+    w.clicks.points.add([cy, cx])  # image A: waits at the gate
+    w.review.show_stem(next(s for s in truths if s != w.controller.current_stem))
+    qtbot.waitUntil(lambda: w.clicks.points is not None and len(w.clicks.points.data) == 0, timeout=LONG)
+    _set_mask(w, empty)
+    w.clicks.points.add([cy, cx])  # image B, the same spot
+    gated_clicks.set()
+    wait_idle(qtbot, w)
+    rgb = np.asarray(w.view.image_layer.data)
+    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=[(cy, cx, True)], prior=empty).mask
     assert np.array_equal(_mask(w), expected)
