@@ -109,6 +109,7 @@ def main() -> int:
     parser.add_argument("--blends", default=None,
                         help="experiments: score these blends toward the start (e.g. 1,0.75,0.5) of one run "
                         "instead of the plan's")
+    parser.add_argument("--trainable", default=None, help="experiments: all | norms | early | late")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -127,7 +128,8 @@ def main() -> int:
         train_s, pool_s = labelled[n_pool:], labelled[:n_pool]
         plan = plan_finetune(len(labelled), upright=args.upright, device="cpu", threads=args.threads, seed=seed,
                              pool=n_pool, steps=args.steps, replay_share=args.replay_share)
-        overrides = {k: v for k, v in (("anchor", args.anchor), ("lr", args.lr)) if v is not None}
+        overrides = {k: v for k, v in (("anchor", args.anchor), ("lr", args.lr), ("trainable", args.trainable))
+                     if v is not None}
         if args.copy_paste is not None:
             overrides["augment"] = replace(plan.config.augment, copy_paste=args.copy_paste)
         plan = with_overrides(plan, **overrides)

@@ -76,3 +76,24 @@ def test_blending_is_the_straight_line_between_start_and_tuned(tiny_model_file):
     assert _distance(blend_weights(start, tuned, 1.0), tuned) == 0.0
     with pytest.raises(ValueError, match="alpha"):
         blend_weights(start, tuned, 1.5)
+
+
+@pytest.mark.parametrize("which", ["norms", "early", "late"])
+def test_a_partial_finetune_changes_only_the_weights_it_names(tiny_model_file, which):
+    """``TrainConfig.trainable`` (an experiment, docs/experiments.md): the other weights end
+    exactly where they started, the named ones move."""
+    from napari_nevseg.core.training.steps import _NORMS
+
+    init = load_model(tiny_model_file, "cpu")
+    start = {n: p.detach().clone() for n, p in init[0].named_parameters()}
+    norm_names = {f"{m}.{p}" for m, mod in init[0].named_modules() if isinstance(mod, _NORMS)
+                  for p, _ in mod.named_parameters(recurse=False)}
+    part = {"early": ("encoder.0.", "encoder.1."), "late": ("decoder.",)}.get(which, ())
+    data = make_training_set(_pictures(4), WORK_HW)
+    config = TrainConfig(epochs=2, batch_size=2, lr=5e-2, device="cpu", trainable=which)
+    tuned = run_to_end(train(data, None, config, init)).model
+    moved = {n for n, p in tuned.named_parameters() if not torch.equal(p.detach(), start[n])}
+    named = {n for n in start if n in norm_names or n.startswith(part)}
+    assert moved and moved <= named
+    with pytest.raises(ValueError, match="trainable must be one of"):
+        run_to_end(train(data, None, TrainConfig(epochs=1, device="cpu", trainable="some"), init))

@@ -341,16 +341,29 @@ def _mouse(kind: str, row: float, col: float, canvas_pos=(0.0, 0.0)):
                            exceptions=("handled",))
 
 
-def test_a_press_starts_the_prediction_that_the_added_point_adopts(click_widget, qtbot, tmp_path, click_session):
-    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-
-    w = click_widget
+def _open_on_empty_mask(w, qtbot, tmp_path):
+    """A project open on the tiny click model, the mask on screen emptied, clicks armed: the
+    projects' truths and the empty base."""
     root, truths = _lesion_project(tmp_path / "p")
     _open(w, qtbot, root)
     base = np.zeros((H, W), bool)
     _set_mask(w, base)
-    cy, cx = (round(v) for v in _centre(truths[w.controller.current_stem]))
     w.clicks.arm_clicks()
+    return truths, base
+
+
+def _expected(w, session, clicks, prior):
+    """What the core makes of ``clicks`` on the image on screen from ``prior``."""
+    rgb = np.asarray(w.view.image_layer.data)
+    return session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=prior).mask
+
+
+def test_a_press_starts_the_prediction_that_the_added_point_adopts(click_widget, qtbot, tmp_path, click_session):
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
+
+    w = click_widget
+    truths, base = _open_on_empty_mask(w, qtbot, tmp_path)
+    cy, cx = (round(v) for v in _centre(truths[w.controller.current_stem]))
     layer, started = w.clicks.points, w.clicks.predictions
     mouse_press_callbacks(layer, _mouse("mouse_press", cy + 0.1, cx + 0.2))
     assert w.clicks.predictions == started + 1 and len(layer.data) == 0  # predicting before the point exists
@@ -359,8 +372,7 @@ def test_a_press_starts_the_prediction_that_the_added_point_adopts(click_widget,
     assert len(layer.data) == 1  # napari added the point on release
     wait_idle(qtbot, w)
     assert w.clicks.predictions == started + 1  # the point adopted the running prediction
-    rgb = np.asarray(w.view.image_layer.data)
-    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=[(cy, cx, True)], prior=base).mask
+    expected = _expected(w, click_session, [(cy, cx, True)], base)
     assert expected.any() and np.array_equal(_mask(w), expected)
 
 
@@ -368,12 +380,8 @@ def test_a_press_that_becomes_a_drag_changes_nothing(click_widget, qtbot, tmp_pa
     from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 
     w = click_widget
-    root, truths = _lesion_project(tmp_path / "p")
-    _open(w, qtbot, root)
-    base = np.zeros((H, W), bool)
-    _set_mask(w, base)
+    truths, base = _open_on_empty_mask(w, qtbot, tmp_path)
     cy, cx = _centre(truths[w.controller.current_stem])
-    w.clicks.arm_clicks()
     layer = w.clicks.points
     _click(w, qtbot, cy, cx)  # a set with one point
     after_one = _mask(w)
@@ -383,9 +391,8 @@ def test_a_press_that_becomes_a_drag_changes_nothing(click_widget, qtbot, tmp_pa
     wait_idle(qtbot, w)
     assert len(layer.data) == 1 and np.array_equal(_mask(w), after_one)  # a pan: no point, the mask untouched
     _click(w, qtbot, cy - 3, cx + 2)  # the next click is predicted with the set's points only
-    rgb = np.asarray(w.view.image_layer.data)
     clicks = [(cy, cx, True), (cy - 3, cx + 2, True)]
-    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=base).mask
+    expected = _expected(w, click_session, clicks, base)
     assert np.array_equal(_mask(w), expected)
 
 
@@ -416,10 +423,7 @@ def test_an_undo_while_predicting_is_predicted_again_not_lost(click_widget, qtbo
     prediction, whose answer was just thrown away, must not stand for it (it did: the points
     stayed and the mask never changed)."""
     w = click_widget
-    root, truths = _lesion_project(tmp_path / "p")
-    _open(w, qtbot, root)
-    base = np.zeros((H, W), bool)
-    _set_mask(w, base)
+    truths, base = _open_on_empty_mask(w, qtbot, tmp_path)
     cy, cx = _centre(truths[w.controller.current_stem])
     gated_clicks.set()
     _click(w, qtbot, cy, cx)
@@ -430,9 +434,8 @@ def test_an_undo_while_predicting_is_predicted_again_not_lost(click_widget, qtbo
     w.clicks._check_timer.stop()  # the answer comes back before the 150 ms edit check
     gated_clicks.set()
     wait_idle(qtbot, w)
-    rgb = np.asarray(w.view.image_layer.data)
     clicks = [(cy, cx, True), (cy + 6, cx - 6, True)]
-    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=clicks, prior=base).mask
+    expected = _expected(w, click_session, clicks, base)
     assert len(w.clicks.points.data) == 2 and np.array_equal(_mask(w), expected)
 
 
@@ -441,10 +444,7 @@ def test_a_prediction_for_the_previous_image_never_lands_on_the_next(click_widge
     """Same size, same empty mask, a click at the same spot: the prediction still running for
     image A must not stand for image B's click."""
     w = click_widget
-    root, truths = _lesion_project(tmp_path / "p")
-    _open(w, qtbot, root)
-    empty = np.zeros((H, W), bool)
-    _set_mask(w, empty)
+    truths, empty = _open_on_empty_mask(w, qtbot, tmp_path)
     cy, cx = _centre(truths[w.controller.current_stem])
     w.clicks.points.add([cy, cx])  # image A: waits at the gate
     w.review.show_stem(next(s for s in truths if s != w.controller.current_stem))
@@ -453,6 +453,5 @@ def test_a_prediction_for_the_previous_image_never_lands_on_the_next(click_widge
     w.clicks.points.add([cy, cx])  # image B, the same spot
     gated_clicks.set()
     wait_idle(qtbot, w)
-    rgb = np.asarray(w.view.image_layer.data)
-    expected = click_session.predict(rgb, 0.5, w.predict.cleanup(), clicks=[(cy, cx, True)], prior=empty).mask
+    expected = _expected(w, click_session, [(cy, cx, True)], empty)
     assert np.array_equal(_mask(w), expected)

@@ -60,6 +60,10 @@ class TrainConfig:
     #: its floor when the limit stops it (a slower machine trains fewer steps, not a cut-off
     #: schedule); a run on pace is unchanged
     anneal_by_time: bool = False
+    #: which weights a run changes: ``"all"``; ``"norms"``, only the normalisation layers'
+    #: scales and shifts; ``"early"``, those and the first two encoder stages (surgical
+    #: fine-tuning for a shift at the input, Lee et al. 2023); ``"late"``, those and the decoder
+    trainable: str = "all"
 
 
 @dataclass

@@ -142,7 +142,8 @@ def prepare(
     if config.ema_decay is not None:
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         averaged.update_parameters(model)  # the average starts at the starting weights
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable_parameters(model, config.trainable), lr=config.lr,
+                                  weight_decay=config.weight_decay)
     amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp_dtype == torch.float16)
     n = samples_per_epoch(train_set, config)
@@ -166,6 +167,31 @@ def anchor_penalty(run: Run) -> torch.Tensor | float:
         return 0.0
     distance = sum(((p - p0) ** 2).sum() for p, p0 in zip(run.model.parameters(), run.anchor_weights, strict=True))
     return run.config.anchor * distance
+
+
+TRAINABLE = ("all", "norms", "early", "late")
+_NORMS = (nn.GroupNorm, nn.InstanceNorm2d, nn.BatchNorm2d)
+
+
+def trainable_parameters(model: nn.Module, which: str) -> list[nn.Parameter]:
+    """The parameters a run of ``TrainConfig.trainable == which`` trains; the others stop
+    asking for gradients (so they cost nothing in the backward pass)."""
+    if which not in TRAINABLE:
+        raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, not {which!r}")
+    if which == "all":
+        return [p for p in model.parameters() if p.requires_grad]
+    chosen: set[int] = set()
+    for name, module in model.named_modules():
+        in_part = (which == "early" and name.split(".")[:2] in (["encoder", "0"], ["encoder", "1"])) or (
+            which == "late" and name.startswith("decoder"))
+        if isinstance(module, _NORMS) or in_part:
+            chosen.update(id(p) for p in module.parameters(recurse=in_part))
+    params = []
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+        if id(p) in chosen:
+            params.append(p)
+    return params
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
