@@ -116,7 +116,8 @@ class HistoryPanel(QWidget):
         else:
             e = record.effort
             by = f" · last by {record.reviewed_by}" if record.reviewed_by else ""
-            self.effort_label.setText(f"effort on {stem}: {e.seconds:,.0f} s, {e.strokes:,} strokes, "
+            # what the saved reviews recorded: this visit's work counts when it is saved
+            self.effort_label.setText(f"saved effort on {stem}: {e.seconds:,.0f} s, {e.strokes:,} strokes, "
                                       f"{e.clicks:,} clicks{by}")
         self._update_enabled()
 
