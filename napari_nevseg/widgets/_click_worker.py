@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_nevseg.core.clicks import check_clicks
+
 #: ``(row0, col0, row1, col1)`` in image pixels
 Box = tuple[float, float, float, float]
 
@@ -78,3 +80,14 @@ def box_of(vertices: np.ndarray) -> Box:
     """The bounding box ``(row0, col0, row1, col1)`` of a rectangle's vertices."""
     v = np.asarray(vertices, float).reshape(-1, 2)
     return float(v[:, 0].min()), float(v[:, 1].min()), float(v[:, 0].max()), float(v[:, 1].max())
+
+
+def same_work(a: ClickRequest, b: ClickRequest) -> bool:
+    """Whether two requests ask for the same prediction, so a running one can stand for the
+    other: the same image (its pixels are read once per image, so the same array), base, box
+    and clicks on the same pixels as the core rounds them (napari adds a point where the button
+    comes up, a fraction of a pixel from the press that started the prediction)."""
+    hw = a.rgb.shape[:2]
+    return (a.rgb is b.rgb and check_clicks(a.clicks, hw) == check_clicks(b.clicks, hw) and a.box == b.box
+            and a.threshold == b.threshold and a.cleanup == b.cleanup
+            and (a.base is b.base or np.array_equal(a.base, b.base)))

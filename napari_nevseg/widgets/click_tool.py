@@ -27,7 +27,13 @@ import numpy as np
 from psygnal import Signal
 from qtpy.QtCore import QTimer
 
-from napari_nevseg.widgets._click_worker import ClickRequest, box_of, clicks_in_image, predict_click_set
+from napari_nevseg.widgets._click_worker import (
+    ClickRequest,
+    box_of,
+    clicks_in_image,
+    predict_click_set,
+    same_work,
+)
 from napari_nevseg.widgets._layers import apply_mask_undoable, image_rgb
 
 if TYPE_CHECKING:
@@ -59,7 +65,7 @@ class ClickTool:
         self._rgb: np.ndarray | None = None
         self._box_cache: tuple[Any, np.ndarray] | None = None
         self._generation = 0
-        #: the generation whose result is wanted (None: none is)
+        #: the generation (a request's number) whose result is wanted (None: none is)
         self._wanted: int | None = None
         self._running: Any = None
         self._running_request: ClickRequest | None = None
@@ -202,7 +208,6 @@ class ClickTool:
 
     def clear(self) -> None:
         """End the set: points and box off their layers, nothing in flight is applied."""
-        self._generation += 1
         self._wanted = self._pending = None
         self._base = self._on_screen = self._box_cache = None
         for layer in (self.points, self.box):
@@ -297,7 +302,6 @@ class ClickTool:
         """Predict the set as it is now (coalesced: see the module's docstring)."""
         from napari.utils.notifications import show_warning
 
-        self._generation += 1
         self._wanted = None
         if not self._ensure_rgb():
             return
@@ -316,7 +320,7 @@ class ClickTool:
         req = self._request_for(tuple(clicks), box, self._base)
         self._wanted = req.generation
         if self._running is not None:
-            if self._running_request is not None and _same_work(self._running_request, req):
+            if self._running_request is not None and same_work(self._running_request, req):
                 self._wanted, self._pending = self._running_request.generation, None  # adopt it
                 return
             self._pending = req
@@ -339,14 +343,9 @@ class ClickTool:
         clicks, outside = clicks_in_image(np.vstack([points, where[None]]), np.append(positive, not self.negative),
                                           self._rgb.shape[:2])
         box, box_ok = self._box_in_image()
-        if outside or not box_ok:
-            return
-        base = self._base if continuing else now
-        if not continuing:
-            box = None  # a new set leaves the old box's cached mask behind: let the box path decide
-            if self.current_box() is not None:
-                return
-        self._start(self._request_for(tuple(clicks), box, base))
+        if outside or not box_ok or (box is not None and not continuing):
+            return  # a new set beside an old box: the click's own request decides what the box does
+        self._start(self._request_for(tuple(clicks), box, self._base if continuing else now))
 
     def _start(self, req: ClickRequest) -> None:
         from napari_nevseg.widgets._jobs import start_worker
@@ -399,7 +398,6 @@ class ClickTool:
     def teardown(self) -> None:
         """Let go of the layers, which outlive a closed dock; nothing in flight is applied."""
         self._check_timer.stop()
-        self._generation += 1
         self._wanted = self._pending = None
         if self.points is not None:
             self.points.events.data.disconnect(self._on_points_data)
@@ -409,17 +407,3 @@ class ClickTool:
         if self.box is not None:
             self.box.events.data.disconnect(self._on_box_data)
 
-
-def _same_work(a: ClickRequest, b: ClickRequest) -> bool:
-    """Whether two requests ask for the same prediction, so the running one can stand for the
-    other: the same image (its pixels are read once per image, so the same array), base, box
-    and clicks as the core rounds them (a release a pixel's fraction away from the press adds
-    a point at other float coordinates, and the core rounds both to the same pixel)."""
-    return (a.rgb is b.rgb and _pixels(a.clicks) == _pixels(b.clicks) and a.box == b.box
-            and a.threshold == b.threshold and a.cleanup == b.cleanup
-            and (a.base is b.base or np.array_equal(a.base, b.base)))
-
-
-def _pixels(clicks) -> list[tuple[int, int, bool]]:
-    """Clicks rounded to pixels as ``core.clicks.check_clicks`` rounds them."""
-    return [(int(np.floor(r + 0.5)), int(np.floor(c + 0.5)), bool(p)) for r, c, p in clicks]
