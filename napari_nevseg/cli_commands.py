@@ -194,7 +194,7 @@ def _click_training(args: argparse.Namespace, init):
     if init is not None and ClickSettings.from_meta(init[1]) is None:
         raise NevsegError("--clicks trains a click model from scratch: add --init none "
                           f"(the starting model {args.init} takes no clicks)")
-    return ClickTraining(radius=args.click_radius)
+    return ClickTraining(radius=args.click_radius, click_weight=args.click_weight, max_iterations=args.click_rounds)
 
 
 @dataclass(frozen=True)

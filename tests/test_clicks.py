@@ -355,6 +355,30 @@ def test_train_a_click_model_from_scratch(tmp_path):
     assert session.predict(rgb, clicks=[(25, 25, True)], cleanup=Cleanup.none()).mask.shape == (50, 60)
 
 
+def test_the_click_disk_loss_joins_the_training_loss_only_when_weighted(monkeypatch):
+    """``ClickTraining.click_weight``: the disks of the simulated clicks are passed to the loss
+    (channels 3 and 4 of the input); with weight 0 the loss is never called."""
+    from napari_nevseg.core.training import ClickTraining, TrainConfig, steps, train
+
+    seen = []
+    real = steps.click_disk_loss
+
+    def spy(logits, target, disks, weight):
+        seen.append((float(disks.sum()), weight))
+        return real(logits, target, disks, weight)
+
+    monkeypatch.setattr(steps, "click_disk_loss", spy)
+    data = _training_data(4)
+    for weight in (0.0, 10.0):
+        config = TrainConfig(arch="unet", arch_params={"width": 4, "depth": 2, "norm": "batch"}, work_size=(48, 64),
+                             epochs=1, batch_size=4, device="cpu",
+                             clicks=ClickTraining(radius=3, empty_fraction=0.0, click_weight=weight))
+        _run(train(data, None, config))
+    assert len(seen) == 1 and seen[0][1] == 10.0 and seen[0][0] > 0
+    with pytest.raises(ValueError, match="click_weight"):
+        ClickTraining(click_weight=-1)
+
+
 def test_the_click_network_runs_traced_equal_to_eager_and_follows_a_new_model(click_model_file, monkeypatch):
     """Clicks run the network traced (one call without the GIL, napari_nevseg.core.traced): the
     same probabilities as the eager network, and a model swapped in is traced afresh, never the

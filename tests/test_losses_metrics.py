@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nevseg.core.losses import bce_dice_loss, soft_dice_loss
+from napari_nevseg.core.losses import bce_dice_loss, click_disk_loss, soft_dice_loss
 from napari_nevseg.core.metrics import Scores, dice, jaccard, mean_scores, score, thresholded_jaccard
 
 
@@ -71,6 +71,24 @@ A = np.zeros((4, 4), bool)
 A[:2, :2] = True  # 4 pixels
 B = np.zeros((4, 4), bool)
 B[:2, :3] = True  # 6 pixels, 4 shared
+
+
+def test_click_disk_loss_counts_only_the_pixels_under_a_disk():
+    """Errors under a click's disk cost ``weight`` times a pixel's share; errors elsewhere
+    nothing; no disk, no loss (the automatic half of a batch is not touched)."""
+    target = torch.zeros(1, 1, 8, 8)
+    logits = torch.full((1, 1, 8, 8), -10.0)
+    logits[0, 0, 0, 0] = 10.0  # a wrong pixel, not under a disk
+    disks = torch.zeros(1, 2, 8, 8)
+    assert click_disk_loss(logits, target, disks, 10.0).item() == 0.0
+    disks[0, 1, 4, 4] = 1.0  # a negative click's disk on one pixel the network gets right
+    right = click_disk_loss(logits, target, disks, 10.0).item()
+    logits[0, 0, 4, 4] = 10.0  # now the network overrules the click
+    wrong = click_disk_loss(logits, target, disks, 10.0).item()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(10.0), torch.tensor(0.0)).item()
+    assert right < 1e-5 < wrong
+    assert math.isclose(wrong, 10.0 * bce / 64, rel_tol=1e-5)
+    assert math.isclose(click_disk_loss(logits, target, disks, 20.0).item(), 2 * wrong, rel_tol=1e-6)
 
 
 def test_dice_jaccard_hand_made():

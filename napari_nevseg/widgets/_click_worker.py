@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from napari_nevseg.core.clicks import check_clicks
+from napari_nevseg.core.threads import torch_threads
 
 #: ``(row0, col0, row1, col1)`` in image pixels
 Box = tuple[float, float, float, float]
@@ -45,9 +46,15 @@ class ClickResult:
     seconds: float
 
 
-def predict_click_set(session: Any, request: ClickRequest) -> ClickResult:
+def predict_click_set(session: Any, request: ClickRequest, threads: int | None = None) -> ClickResult:
     """The mask of ``request``: the box predicted inside itself from the base, then the clicks
-    from that (or from the base when there is no box). Runs in a worker thread."""
+    from that (or from the base when there is no box). Runs in a worker thread, with ``threads``
+    torch threads (None: the thread's own count)."""
+    with torch_threads(threads):
+        return _predict_click_set(session, request)
+
+
+def _predict_click_set(session: Any, request: ClickRequest) -> ClickResult:
     start = time.perf_counter()
     prior, box_mask = request.base, request.box_mask
     if request.box is not None:

@@ -27,6 +27,7 @@ import numpy as np
 from psygnal import Signal
 from qtpy.QtCore import QTimer
 
+from napari_nevseg.core.threads import threads_beside_a_viewer
 from napari_nevseg.widgets._click_worker import (
     ClickRequest,
     box_of,
@@ -353,6 +354,7 @@ class ClickTool:
         self.predictions += 1
         self._running_request = req
         self._running = start_worker(self.controller, predict_click_set, self.controller.session, req,
+                                     threads_beside_a_viewer(),
                                      returned=self._on_result, finished=self._on_finished)
 
     def _on_finished(self) -> None:

@@ -7,13 +7,13 @@ progress, and the result in words. How to train is the plan the data chooses
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from napari_nevseg.core.threads import threads_beside_a_viewer
 from napari_nevseg.widgets._advanced import collapsible, train_settings
 from napari_nevseg.widgets._plot import CorrectionsPlot, LivePlot
 
@@ -26,7 +26,7 @@ GROUND_TRUTH_KEY = "nevseg_ground_truth"
 
 def default_threads() -> int:
     """Torch threads while fine-tuning in the GUI: all cores but one, which the GUI keeps."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    return threads_beside_a_viewer()
 
 
 class FinetunePanel(QWidget):

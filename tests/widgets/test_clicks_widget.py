@@ -407,13 +407,37 @@ def gated_clicks(monkeypatch):
     gate = threading.Event()
     real = click_tool.predict_click_set
 
-    def gated(session, request):
+    def gated(session, request, *rest):
         gate.wait(10)
-        return real(session, request)
+        return real(session, request, *rest)
 
     monkeypatch.setattr(click_tool, "predict_click_set", gated)
     yield gate
     gate.set()
+
+
+def test_a_click_predicts_with_the_cores_the_viewer_leaves(click_widget, qtbot, tmp_path, monkeypatch):
+    """The worker runs a click with every core but the viewer's (on two cores, one torch
+    thread: sooner on screen than two, docs/benchmarks.md), and gives the count back."""
+    import torch
+
+    from napari_nevseg.widgets import _click_worker, click_tool
+
+    during = []
+    real = _click_worker._predict_click_set
+
+    def spy(session, request):
+        during.append(torch.get_num_threads())
+        return real(session, request)
+
+    monkeypatch.setattr(click_tool, "threads_beside_a_viewer", lambda: 1)
+    monkeypatch.setattr(_click_worker, "_predict_click_set", spy)
+    w = click_widget
+    truths, base = _open_on_empty_mask(w, qtbot, tmp_path)
+    _click(w, qtbot, *_centre(truths[w.controller.current_stem]))
+    wait_idle(qtbot, w)
+    assert during and set(during) == {1}
+    assert not np.array_equal(_mask(w), base)
 
 
 def test_an_undo_while_predicting_is_predicted_again_not_lost(click_widget, qtbot, tmp_path, click_session,

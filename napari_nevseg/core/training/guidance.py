@@ -17,6 +17,10 @@ fixed count per batch, so a run is reproducible and resumable):
   mask (RITM's iterative training), so the network learns to correct its own mistakes;
 - before all that, ``focus_fraction`` of the images are zoomed in on their object, as the click
   prediction does (a crop around the clicked object at working resolution).
+
+``click_weight`` (0: off) adds a loss on the pixels under the click disks
+(:func:`~napari_nevseg.core.losses.click_disk_loss`): a click the network overrules is what
+makes an annotator click the same error again and again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class ClickTraining:
     max_initial_clicks: int = 2
     max_iterations: int = 3
     focus_fraction: float = 0.3
+    click_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("empty_fraction", "from_auto_fraction", "edited_fraction", "focus_fraction"):
@@ -51,6 +56,8 @@ class ClickTraining:
                 raise ValueError(f"{name} must be in [0, 1], not {getattr(self, name)}")
         if self.from_auto_fraction + self.edited_fraction > 1.0:
             raise ValueError("from_auto_fraction + edited_fraction must be at most 1")
+        if self.click_weight < 0:
+            raise ValueError(f"click_weight must be >= 0, not {self.click_weight}")
         if self.radius <= 0 or self.max_initial_clicks < 1 or self.max_iterations < 0:
             raise ValueError("click radius must be > 0, max_initial_clicks >= 1, max_iterations >= 0")
 

@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from napari_nevseg.core.augment import AugmentConfig, augment_batch
 from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.inference import UPRIGHT_TTA
-from napari_nevseg.core.losses import bce_dice_loss
+from napari_nevseg.core.losses import bce_dice_loss, click_disk_loss
 from napari_nevseg.core.model import build_model, count_parameters, freeze_batchnorm
 from napari_nevseg.core.sources import epoch_indices
 from napari_nevseg.core.training.distributed import Ranks
@@ -260,6 +260,8 @@ def train_step(run: Run, train_set: TrainingSet, idx: torch.Tensor) -> tuple[flo
     with torch.autocast(device.type, dtype=run.amp_dtype, enabled=device.type == "cuda"):
         logits = (run.net or run.model)(x)
     loss = bce_dice_loss(logits, masks)
+    if run.clicks is not None and run.clicks.click_weight > 0:
+        loss = loss + click_disk_loss(logits, masks, x[:, 3:5], run.clicks.click_weight)
     objective = (loss if weight == 1.0 else loss * weight) + anchor_penalty(run)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(objective).backward()
