@@ -89,6 +89,13 @@ def box_of(vertices: np.ndarray) -> Box:
     return float(v[:, 0].min()), float(v[:, 1].min()), float(v[:, 0].max()), float(v[:, 1].max())
 
 
+def box_in_image(box: Box | None, hw: tuple[int, int]) -> tuple[Box | None, bool]:
+    """The set's box (None: no box), and False when the box lies wholly outside an ``hw`` image."""
+    if box is None or (box[0] < hw[0] and box[1] < hw[1] and box[2] >= 0 and box[3] >= 0):
+        return box, True
+    return None, False
+
+
 def same_work(a: ClickRequest, b: ClickRequest) -> bool:
     """Whether two requests ask for the same prediction, so a running one can stand for the
     other: the same image (its pixels are read once per image, so the same array), base, box

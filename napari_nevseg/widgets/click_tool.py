@@ -19,7 +19,6 @@ becomes a drag (napari pans the view then) or lands elsewhere leaves its result 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +27,19 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_nevseg.core.threads import threads_beside_a_viewer
+from napari_nevseg.widgets._click_layers import (
+    NEGATIVE_COLOR,
+    POSITIVE_COLOR,
+    add_box_layer,
+    add_points_layer,
+    arm_kind,
+    colour_by_kind,
+    marker_size,
+    place_above,
+)
 from napari_nevseg.widgets._click_worker import (
     ClickRequest,
+    box_in_image,
     box_of,
     clicks_in_image,
     predict_click_set,
@@ -41,7 +51,6 @@ if TYPE_CHECKING:
     from napari_nevseg.widgets._state import ViewState
     from napari_nevseg.widgets.controller import ReviewController
 
-POSITIVE_COLOR, NEGATIVE_COLOR, BOX_COLOR = "#33ff33", "#ff3355", "#ffd400"
 #: the keys (window shortcuts, see _keys.py): left hand, the right one holds the mouse
 CLICK_KEYS = {"toggle_kind": ("W",), "box": ("Q",)}
 HELP = ("clicks: left click on missed lesion adds it · W: next clicks negative / positive · "
@@ -124,25 +133,17 @@ class ClickTool:
             self.arm_clicks()
 
     def _ensure_layers(self) -> None:
-        viewer, name = self.view.viewer, self.image.name
-        h, w = self.image.data.shape[:2]
-        size = max(6.0, round(0.012 * math.hypot(h, w)))
+        viewer, name, size = self.view.viewer, self.image.name, marker_size(self.image)
         if not self.view.layer_in_viewer(self.box):
-            self.box = viewer.add_shapes(ndim=2, name=f"{name} box", shape_type="rectangle", edge_color=BOX_COLOR,
-                                         face_color="transparent", edge_width=max(2.0, size / 4))
+            self.box = add_box_layer(viewer, name, size)
             self.box.events.data.connect(self._on_box_data)
         if not self.view.layer_in_viewer(self.points):
-            self.points = viewer.add_points(ndim=2, name=f"{name} clicks", features={"positive": np.zeros(0, bool)},
-                                            border_color="white", border_width=0.15, size=size)
+            self.points = add_points_layer(viewer, name, size)
             self.points.events.data.connect(self._on_points_data)
             self.points.mouse_drag_callbacks.append(self._on_press)
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
             self._set_kind(self.negative)
-        for layer, kind in ((self.box, "box"), (self.points, "clicks")):  # above the mask (a new one comes on top)
-            if not layer.name.startswith(f"{name} {kind}"):  # napari may add " [1]" to a duplicate
-                layer.name = f"{name} {kind}"
-            layer.scale, layer.translate = self.image.scale, self.image.translate
-            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        place_above(viewer, self.image, {"box": self.box, "clicks": self.points})  # a new mask comes on top
         with self.points.block_update_properties():
             self.points.current_size = size
         viewer.layers.selection.active = self.mask
@@ -186,9 +187,7 @@ class ClickTool:
     def _set_kind(self, negative: bool) -> None:
         self.negative = negative
         if self.points is not None:
-            with self.points.block_update_properties():  # the selected points keep their kind
-                self.points.feature_defaults = {"positive": not negative}
-                self.points.current_face_color = NEGATIVE_COLOR if negative else POSITIVE_COLOR
+            arm_kind(self.points, negative)
         self._announce()
 
     def _notify(self, text: str) -> None:
@@ -241,19 +240,11 @@ class ClickTool:
                 self._quietly(lambda: self.points.remove(sorted(added)))
                 self._notify(reason)
                 return
-            colours = [POSITIVE_COLOR if p else NEGATIVE_COLOR for p in self.points.features["positive"].iloc[sorted(added)]]
-            self._quietly(lambda: self._colour(sorted(added), colours))
+            self._quietly(lambda: colour_by_kind(self.points, sorted(added)))
         new = self._start_set_if_needed(added)
         if new and action != "added":
             return  # a point of a baked-in set moved or left: nothing to re-predict
         self.request()
-
-    def _colour(self, indices: list[int], colours: list[str]) -> None:
-        from napari.utils.colormaps.standardize_color import transform_color
-
-        face = np.array(self.points.face_color)
-        face[indices] = transform_color(colours)
-        self.points.face_color = face
 
     def _on_box_data(self, event) -> None:
         action = str(getattr(event, "action", ""))
@@ -273,11 +264,7 @@ class ClickTool:
         return box_of(self.box.data[-1])
 
     def _box_in_image(self) -> tuple[Any, bool]:
-        """The set's box (None: no box), and False when the box lies outside the image."""
-        box = self.current_box()
-        if box is None or (box[0] < self._rgb.shape[0] and box[1] < self._rgb.shape[1] and box[2] >= 0 and box[3] >= 0):
-            return box, True
-        return None, False
+        return box_in_image(self.current_box(), self._rgb.shape[:2])
 
     def _request_for(self, clicks: tuple, box: Any, base: np.ndarray) -> ClickRequest:
         self._generation += 1
