@@ -95,10 +95,10 @@ def _add_train(sub) -> None:
     p.add_argument("--clicks", action="store_true",
                    help="train a click model (simulated clicks; from scratch). Fine-tuning a click model always does")
     p.add_argument("--click-radius", type=float, default=5.0, help="with --clicks: disk radius in working pixels")
-    p.add_argument("--click-weight", type=float, default=0.0,
-                   help="with --clicks: extra loss on the pixels under the click disks (0: none)")
-    p.add_argument("--click-rounds", type=int, default=3,
-                   help="with --clicks: most rounds of clicks on the network's own errors per sample")
+    p.add_argument("--click-weight", type=float, default=None,
+                   help="with --clicks: extra loss on the pixels under the click disks (default 0: none)")
+    p.add_argument("--click-rounds", type=int, default=None,
+                   help="with --clicks: most rounds of clicks on the network's own errors per sample (default 3)")
     p.add_argument("--checkpoint-every", type=int, default=5, metavar="N",
                    help="write the run's state to OUT.resume every N epochs (removed when the model is written)")
     p.add_argument("--resume", action="store_true",

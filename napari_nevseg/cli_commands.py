@@ -186,7 +186,12 @@ def _report_progress(gen, checkpoint_path, quiet: bool = False):
 
 def _click_training(args: argparse.Namespace, init):
     """``--clicks``: simulate clicks from scratch (a click model's fine-tune does anyway)."""
+    tuned = {"--click-weight": args.click_weight, "--click-rounds": args.click_rounds}
     if not args.clicks:
+        given = [flag for flag, value in tuned.items() if value is not None]
+        if given:
+            raise NevsegError(f"{' and '.join(given)} shape the click simulation of a model trained from scratch: "
+                              "add --clicks (a click model's fine-tune simulates clicks with its own settings)")
         return None
     from napari_nevseg.core.clicks import ClickSettings
     from napari_nevseg.core.training import ClickTraining
@@ -194,7 +199,8 @@ def _click_training(args: argparse.Namespace, init):
     if init is not None and ClickSettings.from_meta(init[1]) is None:
         raise NevsegError("--clicks trains a click model from scratch: add --init none "
                           f"(the starting model {args.init} takes no clicks)")
-    return ClickTraining(radius=args.click_radius, click_weight=args.click_weight, max_iterations=args.click_rounds)
+    settings = {"click_weight": args.click_weight, "max_iterations": args.click_rounds}
+    return ClickTraining(radius=args.click_radius, **{k: v for k, v in settings.items() if v is not None})
 
 
 @dataclass(frozen=True)

@@ -339,9 +339,13 @@ def test_train_a_click_model(pairs_dir, tmp_path, capsys, tiny_model_file):
     base = ["train", "--images", str(pairs_dir / "images"), "--masks", str(pairs_dir / "masks"), "--out", str(out),
             "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--clicks"]
     assert main([*base, "--init", "none", "--arch", "unet", "--width", "4", "--depth", "2", "--work-size", "48x32",
-                 "--click-radius", "3"]) == 0
+                 "--click-radius", "3", "--click-weight", "10", "--click-rounds", "1"]) == 0
     session = ModelSession.load(out, "cpu")
     assert session.supports_clicks and session.meta["clicks"]["radius"] == 3
+    simulated = session.meta["training"]["config"]["clicks"]
+    assert simulated["click_weight"] == 10 and simulated["max_iterations"] == 1
     capsys.readouterr()
     assert main([*base, "--init", str(tiny_model_file)]) == 2
     assert "--init none" in _stderr_line(capsys)
+    assert main([*base[:-1], "--init", "none", "--click-weight", "10"]) == 2  # without --clicks it would do nothing
+    assert "add --clicks" in _stderr_line(capsys)

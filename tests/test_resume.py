@@ -97,6 +97,33 @@ def test_resume_refuses_other_settings_and_data(data, tmp_path):
     gen.close()
 
 
+def test_a_checkpoint_from_before_a_new_setting_resumes(data, tmp_path):
+    """A setting added since the checkpoint was written (ClickTraining.click_weight was) counts
+    as its default: the same run resumes; another value of it is refused."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from napari_nevseg.core.training import ClickTraining
+
+    train_set, val_set = data
+    clicks = ClickTraining(radius=2.0, empty_fraction=0.0)
+    path = _checkpoint_of(data, tmp_path, clicks=clicks)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    header = json.loads(metadata[resume_module._KEY])
+    del header["identity"]["config"]["clicks"]["click_weight"]  # as a checkpoint written before they existed
+    del header["identity"]["config"]["anneal_by_time"]
+    save_file(load_file(str(path)), str(path), metadata={**metadata, resume_module._KEY: json.dumps(header)})
+    gen = train(train_set, val_set, _config(clicks=clicks), checkpoint=Checkpointing(path, resume=True))
+    assert next(gen).step == 3
+    gen.close()
+    heavier = ClickTraining(radius=2.0, empty_fraction=0.0, click_weight=5.0)
+    with pytest.raises(ResumeError, match=r"other settings \(clicks"):
+        next(train(train_set, val_set, _config(clicks=heavier), checkpoint=Checkpointing(path, resume=True)))
+
+
 def _samples_like(train_set):
     image = train_set.images[0].permute(1, 2, 0).numpy()
     return image, train_set.masks[0, 0].numpy() > 0.5

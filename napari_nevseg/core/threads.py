@@ -1,8 +1,10 @@
 """CPU threads for torch work that runs beside a viewer.
 
-Torch keeps its intra-op thread count per thread (OpenMP's count is a thread's own setting), so
-a worker thread may run with fewer threads than the process started with, and must give the
-count back: the same pool thread runs the next job, which may want them all.
+Under OpenMP torch's intra-op thread count is mostly a thread's own: ``torch.set_num_threads``
+sets the calling thread's count, and also the count that a thread which has not yet run a
+parallel operation takes for good when it first does. So a worker sets its count for its job
+and gives it back (the same pool thread runs the next job); a thread born while a click runs may
+keep the click's count, at most one fewer than the cores.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+#: torch's own choice at start-up (the physical cores, where it can tell), before anyone sets it
+_TORCH_DEFAULT = torch.get_num_threads()
 
 __all__ = ["cores", "threads_beside_a_viewer", "torch_threads"]
 
@@ -25,10 +30,11 @@ def cores() -> int:
 
 
 def threads_beside_a_viewer() -> int:
-    """Every core but one, which the viewer keeps for its events and painting: on two cores a
-    click's prediction with a second torch thread reaches the screen later, not sooner, because
-    its threads wait for the core the viewer paints on (docs/benchmarks.md, click latency)."""
-    return max(1, cores() - 1)
+    """Every core but one, which the viewer keeps for its events and painting, and never more
+    than torch's own default (logical CPUs beyond the physical cores only oversubscribe them):
+    on two cores a click's prediction with a second torch thread reaches the screen later, not
+    sooner, because its threads wait for the core the viewer paints on (docs/benchmarks.md)."""
+    return max(1, min(_TORCH_DEFAULT, cores() - 1))
 
 
 @contextmanager

@@ -423,20 +423,28 @@ def test_a_click_predicts_with_the_cores_the_viewer_leaves(click_widget, qtbot, 
 
     from napari_nevseg.widgets import _click_worker, click_tool
 
-    during = []
-    real = _click_worker._predict_click_set
+    own = torch.get_num_threads()  # the tests run with one thread: the click is told to take another count
+    during, after = [], []
+    real_set, real_job = _click_worker._predict_click_set, click_tool.predict_click_set
 
     def spy(session, request):
         during.append(torch.get_num_threads())
-        return real(session, request)
+        return real_set(session, request)
 
-    monkeypatch.setattr(click_tool, "threads_beside_a_viewer", lambda: 1)
+    def job(*args):
+        out = real_job(*args)
+        after.append(torch.get_num_threads())
+        return out
+
+    monkeypatch.setattr(click_tool, "threads_beside_a_viewer", lambda: own + 1)
     monkeypatch.setattr(_click_worker, "_predict_click_set", spy)
+    monkeypatch.setattr(click_tool, "predict_click_set", job)
     w = click_widget
     truths, base = _open_on_empty_mask(w, qtbot, tmp_path)
     _click(w, qtbot, *_centre(truths[w.controller.current_stem]))
     wait_idle(qtbot, w)
-    assert during and set(during) == {1}
+    assert during and set(during) == {own + 1}
+    assert after and all(n != own + 1 for n in after)
     assert not np.array_equal(_mask(w), base)
 
 

@@ -149,6 +149,18 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return header, tensors
 
 
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's settings, those it predates (a setting added since) at their defaults, so
+    a run resumed with new code that trains the same way is not refused."""
+    from napari_nevseg.core.training.guidance import ClickTraining
+    from napari_nevseg.core.training.records import TrainConfig
+
+    out = {**{k: v for k, v in asdict(TrainConfig()).items() if k not in _MAY_CHANGE}, **saved}
+    if isinstance(out.get("clicks"), dict):
+        out["clicks"] = {**asdict(ClickTraining()), **out["clicks"]}
+    return out
+
+
 def _refuse_mismatch(path: Path, header: dict[str, Any], identity: dict[str, Any]) -> None:
     saved_world, world = header.get("world_size"), current_world_size()
     if saved_world != world:
@@ -160,9 +172,10 @@ def _refuse_mismatch(path: Path, header: dict[str, Any], identity: dict[str, Any
         if saved.get(part) != identity[part]:
             raise ResumeError(f"{path} was made with other {what}; resume with the same data and --init, "
                               "or start without --resume")
-    changed = sorted(k for k in identity["config"] if saved["config"].get(k) != identity["config"][k])
+    before = _with_defaults(saved["config"])
+    changed = sorted(k for k in identity["config"] if before.get(k) != identity["config"][k])
     if changed:
-        detail = ", ".join(f"{k} {saved['config'].get(k)!r} -> {identity['config'][k]!r}" for k in changed)
+        detail = ", ".join(f"{k} {before.get(k)!r} -> {identity['config'][k]!r}" for k in changed)
         raise ResumeError(f"{path} was made with other settings ({detail}); resume with the same ones")
 
 
