@@ -5,11 +5,10 @@ from __future__ import annotations
 
 
 def test_models_tab_summarises_the_version_and_measure_rows_match_the_core(widget):
-    from napari_nevseg.core.measure import DISPLAY_ROWS
-    from napari_nevseg.widgets.measure_panel import ROW_NAMES
-
     from napari_nevseg.core.checkpoint import read_metadata
+    from napari_nevseg.core.measure import DISPLAY_ROWS
     from napari_nevseg.core.session import default_model_path
+    from napari_nevseg.widgets.measure_panel import ROW_NAMES
 
     text = widget.models.info.text()
     assert text.startswith("<b>default: the model shipped with napari-nevseg</b>")
