@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from napari_nevseg.core.errors import ResumeError
 from napari_nevseg.core.model import build_model
+from napari_nevseg.core.threads import torch_threads
 from napari_nevseg.core.training import Checkpointing, train
 from napari_nevseg.core.training.distributed import Ranks
 from tests import ddp_worker as worker
@@ -55,7 +56,8 @@ def test_two_ranks_at_batch_4_train_what_one_process_does_at_batch_8(launched, n
     batches: list[list[int]] = []
     real_share = Ranks.share
     monkeypatch.setattr(Ranks, "share", lambda self, batch: (batches.append(batch.tolist()), real_share(self, batch))[1])
-    single = worker.finish(train(worker.pictures(n), None, worker.config()))
+    with torch_threads(1):  # the ranks' count (OMP_NUM_THREADS=1): the same arithmetic, whatever ran before
+        single = worker.finish(train(worker.pictures(n), None, worker.config()))
     ddp = load_file(str(launched / f"weights-{n}.safetensors"))
     torch.manual_seed(worker.config().seed)
     start = build_model("resunet", worker.config().arch_params).state_dict()
