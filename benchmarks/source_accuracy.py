@@ -32,6 +32,7 @@ from napari_nevseg.core.data import Pair, find_pairs
 from napari_nevseg.core.image_io import read_image, read_mask
 from napari_nevseg.core.intervals import bootstrap_mean, paired_difference
 from napari_nevseg.core.metrics import score
+from napari_nevseg.core.second_look import SecondLookSettings
 from napari_nevseg.core.session import ModelSession
 from napari_nevseg.core.sources import default_sources
 
@@ -110,6 +111,14 @@ def print_table(rows: dict[str, dict], with_reference: bool) -> None:
             print(line)
 
 
+def parse_second_look(text: str) -> SecondLookSettings | None:
+    """``"0.1,1.5"`` (margin, least resolution gain) or ``"none"``."""
+    if text == "none":
+        return None
+    margin, min_gain = (float(v) for v in text.split(","))
+    return SecondLookSettings(margin, min_gain)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="'default' or a model file")
@@ -120,6 +129,8 @@ def main() -> int:
     parser.add_argument("--tta", type=int, choices=(1, 2, 4), default=None,
                         help="test-time flips of --model instead of its own setting (the reference keeps its own)")
     parser.add_argument("--box", action="store_true", help="predict from the expert box (+5%% margin) instead")
+    parser.add_argument("--second-look", default=None, metavar="MARGIN,MIN_GAIN",
+                        help="the second look of --model instead of its own setting ('none': without)")
     parser.add_argument("--json", type=Path, default=None, help="also write per-image scores and the summary")
     args = parser.parse_args()
     import torch
@@ -135,6 +146,8 @@ def main() -> int:
         sessions["reference"] = ModelSession.load(args.reference, "cpu")
     if args.tta is not None:
         sessions["model"].predictor.tta = args.tta
+    if args.second_look is not None:
+        sessions["model"].predictor.second_look = parse_second_look(args.second_look)
     started = time.perf_counter()
     scores = {role: {name: per_image_scores(s, pairs[name], args.box) for name in names}
               for role, s in sessions.items()}
@@ -145,7 +158,9 @@ def main() -> int:
     print_table(rows, args.reference is not None)
     if args.json:
         predictor = sessions["model"].predictor
-        settings = {"tta": predictor.tta, "threshold": predictor.threshold, "box": args.box, "sets": list(names)}
+        look = predictor.second_look.to_meta() if predictor.second_look else None
+        settings = {"tta": predictor.tta, "threshold": predictor.threshold, "box": args.box, "second_look": look,
+                    "sets": list(names)}
         args.json.write_text(json.dumps({"model": args.model, "reference": args.reference, "settings": settings,
                                          "summary": rows, "per_image": scores}, indent=1))
     return 0

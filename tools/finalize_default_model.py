@@ -5,7 +5,7 @@ in the file's metadata.
     python benchmarks/source_accuracy.py --model runs/default_clicks.safetensors --sets all \
         --json runs/accuracy.json
     python tools/finalize_default_model.py runs/default_clicks.safetensors \
-        --accuracy runs/accuracy.json --tta 2 --threshold 0.5 --selection-note "..."
+        --accuracy runs/accuracy.json --tta 2 --threshold 0.5 [--second-look 0.1,1.5] --selection-note "..."
 
 The scores are the ones ``benchmarks/source_accuracy.py`` measured with the final settings (it
 must have run with the same ``--tta``): per source the mean and bootstrap 95% interval of Dice,
@@ -63,6 +63,8 @@ def main() -> int:
     parser.add_argument("--selection-note", default="", help="what the validation images chose, in words")
     parser.add_argument("--tta", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--second-look", default="none", metavar="MARGIN,MIN_GAIN",
+                        help="the automatic masks' second look (core/second_look.py), or 'none'")
     parser.add_argument("--data", type=Path, default=DATA, help="the folder holding ph2/ (for classes.csv)")
     parser.add_argument("--out", type=Path, default=default_model_path())
     args = parser.parse_args()
@@ -72,12 +74,18 @@ def main() -> int:
     if Path(accuracy["model"]).resolve() != args.model.resolve():
         parser.error(f"{args.accuracy} measured {accuracy['model']}, not {args.model}")
     settings = accuracy.get("settings") or {}
-    if settings.get("box") or settings.get("tta") != args.tta or settings.get("threshold") != args.threshold:
+    look = None if args.second_look == "none" else dict(zip(("margin", "min_gain"),
+                                                            (float(v) for v in args.second_look.split(",")), strict=True))
+    if (settings.get("box") or settings.get("tta") != args.tta or settings.get("threshold") != args.threshold
+            or settings.get("second_look") != look):
         parser.error(f"{args.accuracy} was measured with {settings}; measure with --tta {args.tta}, "
-                     f"threshold {args.threshold} and no --box")
+                     f"threshold {args.threshold}, --second-look {args.second_look} and no --box")
     if "ph2-test" not in accuracy["summary"]:
         parser.error(f"{args.accuracy} lacks the PH2 test split: measure with --sets all")
     meta = {**meta, "version": "default", "tta": args.tta, "threshold": args.threshold}
+    meta.pop("second_look", None)
+    if look:
+        meta["second_look"] = look
     meta.pop("weights_sha256", None)
     training = meta.get("training") or {}
     meta["selection"] = {

@@ -24,7 +24,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.convert import to_rgb_uint8
 from napari_nevseg.core.data import resize_rgb
 from napari_nevseg.core.postprocess import Cleanup, clean_mask
+from napari_nevseg.core.second_look import SecondLook, SecondLookSettings, paste_second_look, plan_second_look
 from napari_nevseg.core.traced import TracedNetwork
 
 __all__ = [
@@ -172,6 +173,8 @@ class Predictor:
         self.clicks: ClickSettings | None = ClickSettings.from_meta(meta)
         self.threshold: float = float(meta.get("threshold", 0.5))
         self.tta: int = int(meta.get("tta", 1))
+        #: whether and when automatic masks get a second pass around their lesion (``None``: never)
+        self.second_look: SecondLookSettings | None = SecondLookSettings.from_meta(meta)
         self.precision = precision
         #: channels-last layout for the network (see :func:`prefers_channels_last`)
         self.channels_last: bool = prefers_channels_last(self.device, model)
@@ -290,11 +293,15 @@ class Predictor:
         threshold: float | None = None,
         cleanup: Cleanup = Cleanup(),
         return_probability: bool = False,
+        look: SecondLook | None = None,
     ) -> Prediction:
-        """Upsample a working-resolution probability map to ``out_hw``, threshold, clean up."""
+        """Upsample a working-resolution probability map to ``out_hw`` (with a second look's
+        probabilities inside its box, from :meth:`look_again`), threshold, clean up."""
         t = self.threshold if threshold is None else float(threshold)
         low = torch.as_tensor(low_res, dtype=torch.float32)
         full = F.interpolate(low[None, None], size=tuple(out_hw), mode="bilinear", align_corners=False)[0, 0]
+        if look is not None:
+            full = paste_second_look(full, look)
         mask = clean_mask((full > t).numpy(), cleanup)
         prob = full.numpy() if return_probability else None
         return Prediction(mask, prob, low.numpy(), uncertainty(low, t))
@@ -313,7 +320,35 @@ class Predictor:
         """
         rgb = to_rgb_uint8(image)
         low = self.low_res_with_fallback([rgb], on_fallback)[0]
-        return self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability)
+        look = self.look_again([rgb], [low])[0]
+        return self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability, look)
+
+    def look_again(self, images: Sequence[np.ndarray], lows: Sequence[torch.Tensor]) -> list[SecondLook | None]:
+        """The second looks of :mod:`~napari_nevseg.core.second_look` for RGB ``images`` whose
+        first pass gave ``lows``: one batch through the network for those that earn one, ``None``
+        for the others (and for every image when the model takes no second look). The lesion is
+        located at the model's threshold. Run it where the first pass runs (under the session's
+        lock): it is a pass of the network too."""
+        looks: list[SecondLook | None] = [None] * len(images)
+        if self.second_look is None:
+            return looks
+        for i, (rgb, low) in enumerate(zip(images, lows, strict=True)):
+            looks[i] = plan_second_look(low, rgb.shape[:2], self.threshold, self.second_look)
+        chosen = [i for i, look in enumerate(looks) if look is not None]
+        if not chosen:
+            return looks
+        crops = []
+        for i in chosen:
+            top, left, bottom, right = looks[i].window  # type: ignore[union-attr]
+            crops.append(np.ascontiguousarray(images[i][top:bottom, left:right]))
+        try:
+            seen = self.low_res_probabilities(crops, tta=1)
+        except torch.OutOfMemoryError:  # the first pass's masks stand; the GPU's memory is freed
+            torch.cuda.empty_cache()
+            return [None] * len(images)
+        for i, low in zip(chosen, seen, strict=True):
+            looks[i] = replace(looks[i], low=low)  # type: ignore[type-var]
+        return looks
 
     def predict_many(
         self,
@@ -340,8 +375,9 @@ class Predictor:
 
     def _run(self, batch, batch_size, threshold, cleanup, return_probability, on_fallback):
         lows = self.low_res_with_fallback(batch, on_fallback)
-        for rgb, low in zip(batch, lows, strict=True):
-            yield self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability)
+        looks = self.look_again(batch, lows)
+        for rgb, low, look in zip(batch, lows, looks, strict=True):
+            yield self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability, look)
 
     def low_res_with_fallback(self, batch: list[np.ndarray], on_fallback=None) -> list[torch.Tensor]:
         """:meth:`low_res_probabilities`, halving the batch, then using the CPU, when the GPU

@@ -157,8 +157,9 @@ def predict_files(
         raise ValueError(f"{len(files)} files but {len(stems)} output names")
     predictor = session.predictor
 
-    def finish(name: str, plane: np.ndarray, low) -> tuple[list[Path], float, float]:
-        pred = predictor.finish(low, plane.shape[:2], threshold, cleanup, probabilities)
+    def finish(name: str, plane: np.ndarray, passes) -> tuple[list[Path], float, float]:
+        low, look = passes  # the first pass and its second look (or None)
+        pred = predictor.finish(low, plane.shape[:2], threshold, cleanup, probabilities, look)
         outputs = [write_mask_png(out_dir / f"{name}.png", pred.mask)]
         if probabilities and pred.probability is not None:
             prob8 = np.round(pred.probability * 255).astype(np.uint8)
@@ -179,11 +180,14 @@ def predict_files(
                 jobs += [(index, name, plane, i == 0 and len(planes) > 1)
                          for i, (name, plane) in enumerate(zip(names, planes, strict=True))]
             lows: list = []
+            looks: list = []
             with session.lock:
                 for start in range(0, len(jobs), batch_size):
                     batch = [job[2] for job in jobs[start : start + batch_size]]
-                    lows += predictor.low_res_with_fallback(batch, on_fallback)
-            per_file = _finish_all(pool, finish, jobs, lows)
+                    batch_lows = predictor.low_res_with_fallback(batch, on_fallback)
+                    lows += batch_lows
+                    looks += predictor.look_again(batch, batch_lows)
+            per_file = _finish_all(pool, finish, jobs, list(zip(lows, looks, strict=True)))
             for index, (path, _, planes) in enumerate(chunk):
                 if isinstance(planes, NevsegError):
                     yield FileResult(path, error=str(planes))

@@ -129,15 +129,19 @@ def _read_or_error(path):
 
 
 def _low_res(session, rgbs: list[np.ndarray], notes: list[str]) -> list:
-    """The network's output for ``rgbs``, as many images per hold of the lock as
-    :meth:`ModelSession.bulk_pass` allows (the click tool shares the session: while a person
+    """The network's output for ``rgbs`` (each first pass with its second look), as many
+    images per hold of the lock as :meth:`ModelSession.bulk_pass` allows (the click tool shares the session: while a person
     clicks, a click waits for two images at most, not a whole batch)."""
     lows: list = []
+    looks: list = []
     while len(lows) < len(rgbs):
         step = session.bulk_pass(len(rgbs) - len(lows))
+        part = rgbs[len(lows) : len(lows) + step]
         with session.lock:
-            lows += session.predictor.low_res_with_fallback(rgbs[len(lows) : len(lows) + step], notes.append)
-    return lows
+            part_lows = session.predictor.low_res_with_fallback(part, notes.append)
+            looks += session.predictor.look_again(part, part_lows)  # a network pass too: under the lock
+        lows += part_lows
+    return list(zip(lows, looks, strict=True))
 
 
 def _predict_chunk(session, project, pool, chunk: list[tuple[str, Any]], threshold, cleanup) -> Iterator[Predicted]:
@@ -152,11 +156,12 @@ def _predict_chunk(session, project, pool, chunk: list[tuple[str, Any]], thresho
     lows = _low_res(session, [rgb for _, rgb in images], notes) if images else []
     predictor = session.predictor
 
-    def finish(rgb: np.ndarray, low):
-        pred = predictor.finish(low, rgb.shape[:2], threshold, cleanup)
+    def finish(rgb: np.ndarray, passes):
+        low, look = passes  # the first pass and its second look (or None)
+        pred = predictor.finish(low, rgb.shape[:2], threshold, cleanup, look=look)
         return pred, encode_png(mask_to_uint8(pred.mask))
 
-    finished = {stem: pool.submit(finish, rgb, low) for (stem, rgb), low in zip(images, lows, strict=True)}
+    finished = {stem: pool.submit(finish, rgb, passes) for (stem, rgb), passes in zip(images, lows, strict=True)}
     for stem, rgb in chunk:
         if isinstance(rgb, NevsegError):
             yield Predicted(stem, (0, 0), error=str(rgb))

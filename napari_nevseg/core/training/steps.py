@@ -353,6 +353,8 @@ def result_metadata(run: Run, train_set: TrainingSet, val_set: TrainingSet | Non
         "normalization": {"mean": list(run.mean), "std": list(run.std)},
         "threshold": parent.get("threshold", 0.5),
         "tta": inherited_tta(run.parent_meta, config.augment),
+        # how automatic masks take their second look is the parent's (core/second_look.py)
+        **({"second_look": parent["second_look"]} if parent.get("second_look") else {}),
         "parameters": count_parameters(run.model),
         "parent": parent.get("version"),
         "training": {
