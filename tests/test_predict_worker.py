@@ -102,3 +102,26 @@ def test_network_passes_are_whole_batches_unless_a_person_is_clicking(tmp_path, 
     assert run() == [2, 2, 2, 2]
     session._interactive_at -= session_module.INTERACTIVE_GRACE_S + 1  # the half minute has passed
     assert run() == [8]
+
+
+def test_the_project_worker_takes_the_second_look_one_image_prediction_takes(tmp_path, blob_session):
+    """The widget's project prediction finishes masks in a pool; the second look is a network
+    pass, taken beside the first under the session's lock, so both paths give the same mask."""
+    from PIL import Image
+
+    from napari_nevseg.core.session import ModelSession
+    from tests.synthetic import small_lesion_picture
+
+    model, meta = blob_session.cpu_copy()
+    looking = ModelSession(model, {**meta, "second_look": {"margin": 0.1, "min_gain": 1.5}}, blob_session.device, "look")
+    images = tmp_path / "project" / "images"
+    images.mkdir(parents=True)
+    for seed in range(3):
+        Image.fromarray(small_lesion_picture(320, 480, seed=seed, share=0.22)[0]).save(images / f"photo{seed}.png")
+    project = Project.open(images.parent)
+    todo = sorted(project.records)
+    results = list(predict_project(looking, project, todo, None, _cleanup(), batch_size=2, workers=2))
+    for result in results:
+        image = read_image(project.image_path(result.key))
+        np.testing.assert_array_equal(result.mask, looking.predict(image, cleanup=_cleanup()).mask)
+        assert not np.array_equal(result.mask, blob_session.predict(image, cleanup=_cleanup()).mask)
