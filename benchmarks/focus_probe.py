@@ -1,5 +1,6 @@
-"""Experiment (not yet the product): an automatic mask, then one more pass of the network in a
-window around it, as a click's "focus" step does (FocalClick, nnInteractive), but with no click.
+"""The experiment that chose core/second_look.py: an automatic mask, then one more pass of the
+network in a window around it, as a click's "focus" step does (FocalClick, nnInteractive), but
+with no click (through the box path; the model's own second look, if it has one, is turned off).
 
 A lesion that is a few percent of a large photo is a few dozen pixels wide at the working
 resolution; the window around the first mask gives the second pass several times more of its
@@ -65,6 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     session = ModelSession.load(args.model, "cpu")
+    session.predictor.second_look = None  # the first pass alone; the probe takes the second look itself
     margins, gains = [float(m) for m in args.margins.split(",")], [float(g) for g in args.gains.split(",")]
     sets: dict[str, list] = {}
     for name in args.sets.split(","):
