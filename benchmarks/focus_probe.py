@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from adaptation import DATA, forgetting_sets, load_samples  # noqa: E402
 
-from napari_nevseg.core.interactive import focus_window  # noqa: E402
 from napari_nevseg.core.metrics import dice  # noqa: E402
 from napari_nevseg.core.session import ModelSession  # noqa: E402
+from napari_nevseg.core.window import focus_window, resolution_gain  # noqa: E402
 
 
 def widened_box(mask: np.ndarray, margin: float) -> tuple[int, int, int, int] | None:
@@ -40,15 +40,6 @@ def widened_box(mask: np.ndarray, margin: float) -> tuple[int, int, int, int] | 
     dr, dc = (rows.max() - rows.min() + 1) * margin, (cols.max() - cols.min() + 1) * margin
     return (max(0, int(rows.min() - dr)), max(0, int(cols.min() - dc)),
             min(h - 1, int(rows.max() + dr)), min(w - 1, int(cols.max() + dc)))
-
-
-def resolution_gain(hw: tuple[int, int], work_hw: tuple[int, int], window: tuple[int, int, int, int]) -> float:
-    """How many times more of the lesion's pixels (linearly) the window's pass sees than the
-    first pass, which saw the whole image at the working size; never more than the image has."""
-    wh, ww = window[2] - window[0], window[3] - window[1]
-    first = min(1.0, work_hw[0] / hw[0], work_hw[1] / hw[1])
-    second = min(1.0, work_hw[0] / wh, work_hw[1] / ww)
-    return second / first
 
 
 def _mean(values: np.ndarray, small: np.ndarray) -> str:

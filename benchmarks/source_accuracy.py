@@ -111,14 +111,6 @@ def print_table(rows: dict[str, dict], with_reference: bool) -> None:
             print(line)
 
 
-def parse_second_look(text: str) -> SecondLookSettings | None:
-    """``"0.1,1.5"`` (margin, least resolution gain) or ``"none"``."""
-    if text == "none":
-        return None
-    margin, min_gain = (float(v) for v in text.split(","))
-    return SecondLookSettings(margin, min_gain)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default", help="'default' or a model file")
@@ -147,7 +139,7 @@ def main() -> int:
     if args.tta is not None:
         sessions["model"].predictor.tta = args.tta
     if args.second_look is not None:
-        sessions["model"].predictor.second_look = parse_second_look(args.second_look)
+        sessions["model"].predictor.second_look = SecondLookSettings.parse(args.second_look)
     started = time.perf_counter()
     scores = {role: {name: per_image_scores(s, pairs[name], args.box) for name in names}
               for role, s in sessions.items()}

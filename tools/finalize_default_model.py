@@ -24,6 +24,7 @@ import numpy as np
 
 from napari_nevseg.core.checkpoint import load_model, save_model
 from napari_nevseg.core.data import read_strata
+from napari_nevseg.core.second_look import SecondLookSettings
 from napari_nevseg.core.session import default_model_path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
@@ -74,8 +75,8 @@ def main() -> int:
     if Path(accuracy["model"]).resolve() != args.model.resolve():
         parser.error(f"{args.accuracy} measured {accuracy['model']}, not {args.model}")
     settings = accuracy.get("settings") or {}
-    look = None if args.second_look == "none" else dict(zip(("margin", "min_gain"),
-                                                            (float(v) for v in args.second_look.split(",")), strict=True))
+    settings_look = SecondLookSettings.parse(args.second_look)
+    look = settings_look.to_meta() if settings_look else None
     if (settings.get("box") or settings.get("tta") != args.tta or settings.get("threshold") != args.threshold
             or settings.get("second_look") != look):
         parser.error(f"{args.accuracy} was measured with {settings}; measure with --tta {args.tta}, "

@@ -24,7 +24,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,7 @@ from napari_nevseg.core.clicks import GUIDANCE_CHANNELS, ClickSettings
 from napari_nevseg.core.convert import to_rgb_uint8
 from napari_nevseg.core.data import resize_rgb
 from napari_nevseg.core.postprocess import Cleanup, clean_mask
-from napari_nevseg.core.second_look import SecondLook, SecondLookSettings, paste_second_look, plan_second_look
+from napari_nevseg.core.second_look import SecondLook, SecondLookSettings, look_again, paste_second_look
 from napari_nevseg.core.traced import TracedNetwork
 
 __all__ = [
@@ -324,31 +324,10 @@ class Predictor:
         return self.finish(low, rgb.shape[:2], threshold, cleanup, return_probability, look)
 
     def look_again(self, images: Sequence[np.ndarray], lows: Sequence[torch.Tensor]) -> list[SecondLook | None]:
-        """The second looks of :mod:`~napari_nevseg.core.second_look` for RGB ``images`` whose
-        first pass gave ``lows``: one batch through the network for those that earn one, ``None``
-        for the others (and for every image when the model takes no second look). The lesion is
-        located at the model's threshold. Run it where the first pass runs (under the session's
+        """The second looks (:func:`~napari_nevseg.core.second_look.look_again`) of ``images``
+        whose first pass gave ``lows``. Run it where the first pass runs (under the session's
         lock): it is a pass of the network too."""
-        looks: list[SecondLook | None] = [None] * len(images)
-        if self.second_look is None:
-            return looks
-        for i, (rgb, low) in enumerate(zip(images, lows, strict=True)):
-            looks[i] = plan_second_look(low, rgb.shape[:2], self.threshold, self.second_look)
-        chosen = [i for i, look in enumerate(looks) if look is not None]
-        if not chosen:
-            return looks
-        crops = []
-        for i in chosen:
-            top, left, bottom, right = looks[i].window  # type: ignore[union-attr]
-            crops.append(np.ascontiguousarray(images[i][top:bottom, left:right]))
-        try:
-            seen = self.low_res_probabilities(crops, tta=1)
-        except torch.OutOfMemoryError:  # the first pass's masks stand; the GPU's memory is freed
-            torch.cuda.empty_cache()
-            return [None] * len(images)
-        for i, low in zip(chosen, seen, strict=True):
-            looks[i] = replace(looks[i], low=low)  # type: ignore[type-var]
-        return looks
+        return look_again(self, images, lows)
 
     def predict_many(
         self,

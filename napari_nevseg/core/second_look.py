@@ -21,7 +21,8 @@ and a fine-tuned version inherits its parent's setting with the rest of its meta
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from scipy import ndimage
 from napari_nevseg.core.errors import ModelFileError
 from napari_nevseg.core.window import Window, focus_window, resolution_gain
 
-__all__ = ["SecondLookSettings", "SecondLook", "plan_second_look", "paste_second_look"]
+__all__ = ["SecondLookSettings", "SecondLook", "plan_second_look", "look_again", "paste_second_look"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class SecondLookSettings:
     def to_meta(self) -> dict[str, float]:
         return {"margin": self.margin, "min_gain": self.min_gain}
 
+    @classmethod
+    def parse(cls, text: str) -> SecondLookSettings | None:
+        """A command line's ``"0.1,1.5"`` (margin, least gain), or ``"none"``: without."""
+        if text == "none":
+            return None
+        margin, min_gain = (float(v) for v in text.split(","))
+        return cls(margin, min_gain)
+
 
 @dataclass(frozen=True)
 class SecondLook:
@@ -82,7 +91,7 @@ def plan_second_look(
     if count == 0:
         return None
     largest = 1 + int(np.argmax(ndimage.sum_labels(first, labels, index=range(1, count + 1))))
-    rows, cols = ndimage.find_objects((labels == largest).astype(np.int32))[0]
+    rows, cols = ndimage.find_objects(labels)[largest - 1]
     (work_h, work_w), (h, w) = first.shape, hw
     r0, r1 = rows.start * h / work_h, rows.stop * h / work_h
     c0, c1 = cols.start * w / work_w, cols.stop * w / work_w
@@ -92,6 +101,33 @@ def plan_second_look(
     if resolution_gain(hw, (work_h, work_w), window) < settings.min_gain:
         return None
     return SecondLook(window, box)
+
+
+def look_again(predictor, images: Sequence[np.ndarray], lows: Sequence[torch.Tensor]) -> list[SecondLook | None]:
+    """The second looks for RGB ``images`` whose first pass through ``predictor`` (a
+    :class:`~napari_nevseg.core.inference.Predictor`) gave ``lows``: one batch through the
+    network for those that earn one, ``None`` for the others (and for every image when the model
+    takes no second look). The lesion is located at the model's threshold. On a GPU out of
+    memory the first pass's masks stand."""
+    looks: list[SecondLook | None] = [None] * len(images)
+    settings = predictor.second_look
+    if settings is None:
+        return looks
+    for i, (rgb, low) in enumerate(zip(images, lows, strict=True)):
+        looks[i] = plan_second_look(low, rgb.shape[:2], predictor.threshold, settings)
+    chosen = [(i, look) for i, look in enumerate(looks) if look is not None]
+    if not chosen:
+        return looks
+    crops = [np.ascontiguousarray(images[i][look.window[0] : look.window[2], look.window[1] : look.window[3]])
+             for i, look in chosen]
+    try:
+        seen = predictor.low_res_probabilities(crops, tta=1)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return [None] * len(images)
+    for (i, look), low in zip(chosen, seen, strict=True):
+        looks[i] = replace(look, low=low)
+    return looks
 
 
 def paste_second_look(full: torch.Tensor, look: SecondLook) -> torch.Tensor:

@@ -130,8 +130,9 @@ def _read_or_error(path):
 
 def _low_res(session, rgbs: list[np.ndarray], notes: list[str]) -> list:
     """The network's output for ``rgbs`` (each first pass with its second look), as many
-    images per hold of the lock as :meth:`ModelSession.bulk_pass` allows (the click tool shares the session: while a person
-    clicks, a click waits for two images at most, not a whole batch)."""
+    images per hold of the lock as :meth:`ModelSession.bulk_pass` allows (the click tool shares
+    the session: while a person clicks, a click waits for two images at most, not a whole
+    batch)."""
     lows: list = []
     looks: list = []
     while len(lows) < len(rgbs):
